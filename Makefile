@@ -1,0 +1,50 @@
+# detr_ft: `make run` and `make test` are all a fresh machine needs.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install detr_ft with dev tools (skipped when up to date)
+
+test: install ## run the test suite
+	$(PY) -m pytest $(ARGS)
+
+run: install ## the main job: fine-tune the shipped checkpoint on the built-in data
+	$(PY) -m detr_ft experiment=quickstart $(ARGS)
+
+pretrain: install ## reproduce detr_ft/assets/synthetic_pretrained.ckpt (prints how long it took)
+	@start=$$(date +%s); dir=outputs/pretrain_synthetic/$$(date +%Y%m%d-%H%M%S); \
+	$(PY) -m detr_ft experiment=pretrain_synthetic hydra.run.dir=$$dir $(ARGS) && \
+	$(PY) -m detr_ft.export checkpoint=$$dir/checkpoints/last.ckpt output=detr_ft/assets/synthetic_pretrained.ckpt overwrite=true && \
+	echo "make pretrain took $$(( $$(date +%s) - start )) s"
+
+bench: install ## speed and memory benchmarks (prints figures)
+	$(PY) -m benchmarks $(ARGS)
+
+ui: install ## start the MLflow UI on the default store (sqlite:///mlflow.db)
+	@echo "MLflow UI: http://127.0.0.1:5000  (Ctrl-C to stop)"
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+sweep: install ## a small CPU sweep (3 strategies) on synthetic data, then the comparison table
+	$(PY) -m detr_ft --multirun experiment=compare_strategies $(ARGS)
+	$(PY) -m detr_ft.compare
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## remove run outputs and caches (keeps .venv and mlflow.db)
+	rm -rf outputs multirun .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+.PHONY: help install test run pretrain bench ui sweep lint clean

@@ -1,0 +1,1 @@
+"""detr_ft: fine-tune DETR object detectors with Hydra, Lightning and MLflow."""

@@ -1,0 +1,119 @@
+"""The typed schema of conf/config.yaml, registered in Hydra's ConfigStore as `detr_ft_schema`.
+
+A misspelt key or a value of the wrong type fails while Hydra composes, before any data is read.
+`model`, `criterion`, `data` and `trainer` are `_target_` trees or keyword arguments of other
+libraries; they are checked where they are built (see `check_trainer_keys`).
+"""
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ASSETS_DIR = PACKAGE_DIR / "assets"
+
+
+def config_dir() -> Path:
+    """conf/ beside the package in a source checkout, detr_ft/conf inside an installed wheel."""
+    in_checkout = PACKAGE_DIR.parent / "conf"
+    return in_checkout if in_checkout.is_dir() else PACKAGE_DIR / "conf"
+
+
+@dataclass
+class TrainConfig:
+    """The fine-tuning guide's keys (same names, same meanings) and the rest of the recipe."""
+
+    checkpoint_path: str | None = None  # weights to start from (fresh optimizer, epoch 0); null = scratch
+    resume_from: str | None = None  # a detr_ft .ckpt to continue (optimizer, epoch, strategy state)
+    freeze_backbone: bool = True  # the backbone's state at the start
+    unfreeze_backbone_at_epoch: int = -1  # N >= 0: unfreeze at the start of epoch N; -1: never
+    # Gradual unfreezing, last stage first, e.g. {layer4: 3, layer3: 5, layer2: 7}; replaces the key above.
+    unfreeze_schedule: dict[str, int] | None = None
+    unfreeze_warmup_steps: int = 200  # linear warm-up of a stage's learning rate after it unfreezes
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    backbone_learning_rate: float | None = None  # null = 0.1 x learning_rate (the paper's 1e-4 / 1e-5)
+    weight_decay: float = 1e-4
+    num_workers: int = 4
+    warmup_steps: int = 0  # linear warm-up of every group at the start of training
+    lr_drop_epochs: list[int] = field(default_factory=list)  # learning rates x lr_drop_factor at these epochs
+    lr_drop_factor: float = 0.1
+    gradient_clip_val: float = 0.1
+    precision: str = "32"  # 32 | 16-mixed | bf16-mixed
+    seed: int = 42
+    monitor: str = "val/mAP"  # or train_loss, the fine-tuning guide's checkpoint metric
+
+
+@dataclass
+class StrategyConfig:
+    """A preset of conf/finetune_strategy; train.* may override its values."""
+
+    name: str = MISSING
+    freeze_backbone: bool = True
+    unfreeze_backbone_at_epoch: int = -1
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "mlflow"  # mlflow | none
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment_name: str = "detr_ft"
+    run_name: str | None = None
+    log_best_checkpoint: bool = False
+
+
+@dataclass
+class DetrFtConfig:
+    train: TrainConfig = field(default_factory=TrainConfig)
+    finetune_strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    model: Any = MISSING
+    criterion: Any = MISSING
+    data: Any = MISSING
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+
+def _asset(name: str) -> str:
+    return str(ASSETS_DIR / name)
+
+
+def register() -> None:
+    """Register the schema and the `${asset:NAME}` resolver (a file shipped in detr_ft/assets)."""
+    ConfigStore.instance().store(name="detr_ft_schema", node=DetrFtConfig)
+    if not OmegaConf.has_resolver("asset"):
+        OmegaConf.register_new_resolver("asset", _asset)
+
+
+def check_trainer_keys(trainer_cfg: DictConfig) -> None:
+    """Fail before any data is read when `trainer.*` holds a key pytorch_lightning.Trainer does not take."""
+    accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+    unknown = sorted(set(trainer_cfg.keys()) - accepted)
+    if unknown:
+        raise ValueError(
+            f"Unknown trainer key(s) {unknown} in the config's `trainer:` group; "
+            f"valid keys are pytorch_lightning.Trainer arguments, e.g. {sorted(accepted)[:12]} ..."
+        )
+
+
+def check_train_values(train: TrainConfig | DictConfig) -> None:
+    """Value checks the type system cannot express."""
+    if train.epochs < 1:
+        raise ValueError(f"train.epochs must be >= 1, got {train.epochs}")
+    if train.batch_size < 1:
+        raise ValueError(f"train.batch_size must be >= 1, got {train.batch_size}")
+    if train.unfreeze_backbone_at_epoch < -1:
+        raise ValueError(
+            f"train.unfreeze_backbone_at_epoch must be -1 (never) or an epoch >= 0, "
+            f"got {train.unfreeze_backbone_at_epoch}"
+        )
+    if str(train.precision) not in {"32", "16-mixed", "bf16-mixed", "64", "16", "bf16", "32-true"}:
+        raise ValueError(f"train.precision must be 32, 16-mixed or bf16-mixed, got {train.precision!r}")
+
+
+register()

@@ -1,0 +1,102 @@
+"""When each backbone stage trains: the fine-tuning guide's keys turned into a per-stage plan, and the
+Lightning callback that applies that plan at every epoch start.
+
+Semantics (the guide's): `freeze_backbone` is the state at the start; `unfreeze_backbone_at_epoch`
+N >= 0 unfreezes at the start of epoch N (epochs count from 0); -1 never. `unfreeze_schedule`
+({stage: epoch}) unfreezes stage by stage instead, last stage first by convention.
+"""
+
+import logging
+
+import pytorch_lightning as pl
+
+log = logging.getLogger(__name__)
+
+
+class UnfreezePlan:
+    """The epoch at which each trainable backbone stage starts training (absent: never)."""
+
+    def __init__(
+        self,
+        stages: list[str],
+        freeze_backbone: bool,
+        unfreeze_backbone_at_epoch: int = -1,
+        unfreeze_schedule: dict[str, int] | None = None,
+    ):
+        self.stages = list(stages)
+        self.freeze_backbone = freeze_backbone
+        self.unfreeze_backbone_at_epoch = unfreeze_backbone_at_epoch
+        self.unfreeze_schedule = dict(unfreeze_schedule or {})
+        unknown = sorted(set(self.unfreeze_schedule) - set(self.stages))
+        if unknown:
+            raise ValueError(
+                f"train.unfreeze_schedule names stage(s) {unknown} that this model's backbone cannot train; "
+                f"its trainable stages are {self.stages} (model.backbone.trainable_stages)"
+            )
+        bad = {stage: epoch for stage, epoch in self.unfreeze_schedule.items() if epoch < 0}
+        if bad:
+            raise ValueError(f"train.unfreeze_schedule epochs must be >= 0, got {bad}")
+        self.start_epochs = self._start_epochs()
+
+    def _start_epochs(self) -> dict[str, int]:
+        if not self.freeze_backbone:
+            return {stage: 0 for stage in self.stages}
+        if self.unfreeze_schedule:
+            return dict(self.unfreeze_schedule)
+        if self.unfreeze_backbone_at_epoch >= 0:
+            return {stage: self.unfreeze_backbone_at_epoch for stage in self.stages}
+        return {}
+
+    def trainable_at(self, epoch: int) -> list[str]:
+        """Stages that train during `epoch`, in backbone order."""
+        return [s for s in self.stages if s in self.start_epochs and epoch >= self.start_epochs[s]]
+
+    def warnings(self, epochs: int) -> list[str]:
+        """Settings that are legal but almost certainly not what the user meant."""
+        found = []
+        if not self.freeze_backbone and (self.unfreeze_backbone_at_epoch >= 0 or self.unfreeze_schedule):
+            found.append(
+                "train.freeze_backbone is false, so the backbone trains from epoch 0 and "
+                f"unfreeze_backbone_at_epoch={self.unfreeze_backbone_at_epoch} / unfreeze_schedule has no effect"
+            )
+        late = {s: e for s, e in self.start_epochs.items() if e >= epochs}
+        if late:
+            found.append(
+                f"unfreeze epoch(s) {late} are at or past train.epochs={epochs} (epochs count from 0), "
+                "so those stages never train"
+            )
+        return found
+
+    def describe(self) -> str:
+        """One line for logs and the MLflow tag `schedule`."""
+        if not self.start_epochs:
+            return "backbone frozen throughout"
+        if all(epoch == 0 for epoch in self.start_epochs.values()) and len(self.start_epochs) == len(self.stages):
+            return "backbone trained from epoch 0"
+        parts = [f"{stage} from epoch {epoch}" for stage, epoch in sorted(self.start_epochs.items())]
+        return "backbone frozen at start; " + ", ".join(parts)
+
+
+class BackboneUnfreezing(pl.Callback):
+    """At each epoch start, asks the model to freeze/unfreeze its backbone stages as the plan says.
+
+    The model does the freezing (detr_ft.model); this only decides when. A stage unfrozen mid-run is
+    reported to the LightningModule (`mark_unfrozen`) so its learning rate warms up from that step.
+    """
+
+    def __init__(self, plan: UnfreezePlan):
+        self.plan = plan
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        wanted = self.plan.trainable_at(epoch)
+        backbone = pl_module.model.backbone
+        if list(backbone.unfrozen_stages) != wanted:
+            pl_module.model.freeze_backbone()
+            if wanted:
+                pl_module.model.unfreeze_backbone(wanted)
+            log.info("epoch %d: backbone stages training: %s", epoch, wanted or "none")
+        # Warm-up starts at a stage's own unfreeze epoch; a resumed run restores earlier steps instead.
+        starting_now = [s for s in wanted if epoch > 0 and self.plan.start_epochs[s] == epoch]
+        pl_module.mark_unfrozen(starting_now, trainer.global_step)
+        pl_module.apply_learning_rates()

@@ -1,0 +1,79 @@
+"""Shared fixtures: the real config, composed with tiny settings (CPU, tiny model, tiny synthetic data,
+no MLflow unless a test asks), so tests exercise what users run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from detr_ft.config import config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small enough that an epoch takes a second or two on 2 CPU cores.
+TINY_OVERRIDES = [
+    "model=detr_tiny",
+    "data=synthetic",
+    "data.train_size=16",
+    "data.val_size=8",
+    "data.image_size=64",
+    "data.train_scales=[64]",
+    "data.max_size=64",
+    "data.eval_scale=64",
+    "trainer=cpu",
+    "logger=none",
+    "train.checkpoint_path=null",
+    "train.epochs=1",
+    "train.batch_size=4",
+    "train.num_workers=0",
+    "train.unfreeze_warmup_steps=0",
+]
+
+
+@pytest.fixture(scope="session")
+def data_cache(tmp_path_factory) -> Path:
+    """One synthetic-data cache for the whole session (the generator reuses it across tests)."""
+    return tmp_path_factory.mktemp("synthetic_cache")
+
+
+def compose_config(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
+    """The app's config as `python -m detr_ft` would see it, with HydraConfig set for the run folder."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[*TINY_OVERRIDES, f"data.cache_dir={cache_dir}", *overrides],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path, data_cache):
+    """A factory: tiny_cfg(*overrides) -> composed config whose run folder is under tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_config(list(overrides), tmp_path / "run", data_cache)
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m detr_ft ...` (or another module given as args[0] starting with -m) like a user."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
