@@ -18,6 +18,7 @@ class RunSummary:
     run_dir: str
     mlflow_run_id: str | None
     tracking_uri: str | None
+    class_head: str | None = None  # "loaded" | "re-initialised" when weights came from train.checkpoint_path
 
     @classmethod
     def from_training(cls, trainer: pl.Trainer, module, checkpoints, logger, logger_cfg) -> "RunSummary":

@@ -23,6 +23,7 @@ _SHORT_KEYS = {
     "train.unfreeze_backbone_at_epoch": "unfreeze",
     "train.epochs": "ep",
 }
+_PATH_KEYS = ("dir", "path", "uri", "root", "images", "annotations", "resume_from")
 _GROUPS = {"finetune_strategy", "model", "data", "experiment", "trainer"}
 
 
@@ -31,8 +32,8 @@ def run_name_from_overrides(overrides: list[str], default: str) -> str:
     parts = []
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if key.startswith("hydra.") or key in {"logger", "logger.tracking_uri", "logger.experiment_name"}:
-            continue
+        if key.startswith(("hydra.", "logger")) or key.endswith(_PATH_KEYS):
+            continue  # where things are stored says nothing about the experiment
         if key in _GROUPS:
             parts.append(value)
             continue
@@ -89,13 +90,19 @@ class PredictionPictureLogger(pl.Callback):
                 logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="predictions")
 
 
+def set_tags(logger: MLFlowLogger | None, tags: dict[str, str]) -> None:
+    if logger is None:
+        return
+    for key, value in tags.items():
+        logger.experiment.set_tag(logger.run_id, key, value)
+
+
 def log_run_end(logger: MLFlowLogger | None, tags: dict[str, str], files: list[Path]) -> None:
     """Tags and artifacts known only at the end (best checkpoint, best epoch, config, detections)."""
     if logger is None:
         return
+    set_tags(logger, tags)
     client, run_id = logger.experiment, logger.run_id
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
     for path in files:
         if path.is_file():
             client.log_artifact(run_id, str(path))
@@ -103,8 +110,8 @@ def log_run_end(logger: MLFlowLogger | None, tags: dict[str, str], files: list[P
 
 def mark_failed(logger: MLFlowLogger | None, error: BaseException) -> None:
     """A failed job is FAILED in MLflow with its error, so a sweep's other jobs are still comparable."""
-    if logger is None or logger._run_id is None:
+    if logger is None:
         return
-    client = logger.experiment
+    client = logger.experiment  # creates the run if the job failed before training started
     client.set_tag(logger.run_id, "status_error", f"{type(error).__name__}: {error}"[:5000])
     client.set_terminated(logger.run_id, status="FAILED")

@@ -63,14 +63,40 @@ def _refuse_to_overwrite_checkpoints(run_dir: Path, resuming: bool) -> None:
         )
 
 
-def train(cfg: DictConfig) -> RunSummary:
+def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSummary:
+    """Train as `cfg` says and return the summary; `callbacks` are added to the Trainer's (tests use them).
+
+    The MLflow run exists from the start, so a job that fails (bad value, bad checkpoint, a crash in
+    training) is recorded FAILED with its error and a sweep's other jobs go on.
+    """
+    run_dir, run_name, sweep = _run_context(cfg)
+    tags = {
+        "strategy": cfg.finetune_strategy.name,
+        "dataset": str(cfg.data.get("name", "unknown")),
+        "model": str(cfg.model.backbone.get("name", "unknown")),
+        "git_commit": tracking.git_commit(),
+        "monitor": cfg.train.monitor,
+        "run_dir": str(run_dir),
+    }
+    if sweep:
+        tags["sweep"] = sweep
+    logger = tracking.build_logger(cfg.logger, run_name, tags)
+    try:
+        return _train(cfg, run_dir, logger, callbacks or [])
+    except Exception as error:
+        tracking.mark_failed(logger, error)
+        raise
+
+
+def _train(cfg: DictConfig, run_dir: Path, logger, callbacks: list[pl.Callback]) -> RunSummary:
     train_cfg = cfg.train
     check_train_values(train_cfg)
     check_trainer_keys(cfg.trainer)
-    pl.seed_everything(train_cfg.seed, workers=True)
-    run_dir, run_name, sweep = _run_context(cfg)
     _refuse_to_overwrite_checkpoints(run_dir, resuming=bool(train_cfg.resume_from))
+    pl.seed_everything(train_cfg.seed, workers=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if logger is not None:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     # Paths are checked before any data is read or generated.
     resume_path = check_resume_checkpoint(train_cfg.resume_from) if train_cfg.resume_from else None
@@ -82,10 +108,12 @@ def train(cfg: DictConfig) -> RunSummary:
     num_classes = datamodule.num_classes
     model = instantiate(cfg.model, num_classes=num_classes)
     criterion = instantiate(cfg.criterion, num_classes=num_classes)
-    load_report = None
+    late_tags = {}
     if weights_path is not None:
         load_report = load_initial_weights(model, weights_path, datamodule.class_names)
         log.info("weights from %s: %s", weights_path, load_report.summary())
+        late_tags["weights_from"] = str(weights_path)
+        late_tags["class_head"] = "re-initialised" if load_report.reinitialized else "loaded"
 
     plan = UnfreezePlan(
         list(model.backbone.trainable_stages),
@@ -96,6 +124,8 @@ def train(cfg: DictConfig) -> RunSummary:
     for warning in plan.warnings(train_cfg.epochs):
         log.warning(warning)
     log.info("fine-tuning strategy %s: %s", cfg.finetune_strategy.name, plan.describe())
+    late_tags["schedule"] = plan.describe()
+    tracking.set_tags(logger, late_tags)
 
     datamodule.setup("fit")
     module = DetrLitModule(
@@ -115,25 +145,6 @@ def train(cfg: DictConfig) -> RunSummary:
         run_dir=str(run_dir),
         val_coco=datamodule.val_dataset.coco,
     )
-
-    tags = {
-        "strategy": cfg.finetune_strategy.name,
-        "schedule": plan.describe(),
-        "dataset": str(cfg.data.get("name", "unknown")),
-        "model": str(cfg.model.backbone.get("name", "unknown")),
-        "git_commit": tracking.git_commit(),
-        "monitor": train_cfg.monitor,
-        "run_dir": str(run_dir),
-    }
-    if sweep:
-        tags["sweep"] = sweep
-    if load_report is not None:
-        tags["weights_from"] = str(weights_path)
-        tags["class_head"] = "re-initialised" if load_report.reinitialized else "loaded"
-    logger = tracking.build_logger(cfg.logger, run_name, tags)
-    if logger is not None:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-
     checkpoints = _checkpoint_callback(run_dir, train_cfg.monitor)
     trainer = pl.Trainer(
         **OmegaConf.to_container(cfg.trainer),
@@ -146,24 +157,19 @@ def train(cfg: DictConfig) -> RunSummary:
             checkpoints,
             TQDMProgressBar(refresh_rate=10),
             tracking.PredictionPictureLogger(run_dir),
+            *callbacks,
         ],
         default_root_dir=str(run_dir),
     )
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
-    except Exception as error:
-        tracking.mark_failed(logger, error)
-        raise
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
 
     summary = RunSummary.from_training(trainer, module, checkpoints, logger, cfg.logger)
+    summary.class_head = late_tags.get("class_head")
     (run_dir / "config.yaml").write_text(module.config_yaml)
-    tracking.log_run_end(
-        logger,
-        summary.tags(),
-        [run_dir / "config.yaml", run_dir / "val_detections_best.json"]
-        + ([Path(summary.best_checkpoint)] if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint
-           else []),
-    )
+    uploads = [run_dir / "config.yaml", run_dir / "val_detections_best.json"]
+    if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
+        uploads.append(Path(summary.best_checkpoint))
+    tracking.log_run_end(logger, summary.tags(), uploads)
     print_summary(summary)
     return summary
 

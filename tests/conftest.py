@@ -44,13 +44,11 @@ def data_cache(tmp_path_factory) -> Path:
 
 def compose_config(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
     """The app's config as `python -m detr_ft` would see it, with HydraConfig set for the run folder."""
+    given = {o.split("=", 1)[0] for o in overrides}
+    defaults = [o for o in [*TINY_OVERRIDES, f"data.cache_dir={cache_dir}"] if o.split("=", 1)[0] not in given]
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[*TINY_OVERRIDES, f"data.cache_dir={cache_dir}", *overrides],
-            return_hydra_config=True,
-        )
+        cfg = compose("config", overrides=[*defaults, *overrides], return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.num = 0
@@ -62,10 +60,12 @@ def compose_config(overrides: list[str], run_dir: Path, cache_dir: Path) -> Dict
 
 @pytest.fixture
 def tiny_cfg(tmp_path, data_cache):
-    """A factory: tiny_cfg(*overrides) -> composed config whose run folder is under tmp_path."""
+    """A factory: tiny_cfg(*overrides) -> composed config with a fresh run folder under tmp_path."""
+    made = []
 
     def make(*overrides: str) -> DictConfig:
-        return compose_config(list(overrides), tmp_path / "run", data_cache)
+        made.append(len(made))
+        return compose_config(list(overrides), tmp_path / f"run{len(made)}", data_cache)
 
     yield make
     GlobalHydra.instance().clear()

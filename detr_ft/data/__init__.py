@@ -1,0 +1,8 @@
+"""COCO-format data in plain PyTorch (plus a LightningDataModule): dataset, transforms, batching,
+the built-in synthetic data and the `check` command."""
+
+from detr_ft.data.categories import CategoryMap
+from detr_ft.data.coco import CocoDetection
+from detr_ft.data.datamodule import DetectionDataModule
+
+__all__ = ["CategoryMap", "CocoDetection", "DetectionDataModule"]

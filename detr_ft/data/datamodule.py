@@ -1,0 +1,110 @@
+"""The LightningDataModule over COCO-format train/val (optional test) splits.
+
+The class count and names come from the train annotation file at construction, so the app can build
+the model before any image is read and users never type `num_classes`.
+"""
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from detr_ft.data.categories import CategoryMap
+from detr_ft.data.coco import CocoDetection, read_annotations
+from detr_ft.data.collate import collate
+from detr_ft.data.transforms import make_eval_transforms, make_train_transforms
+
+
+class DetectionDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        train_images: str,
+        train_annotations: str,
+        val_images: str,
+        val_annotations: str,
+        batch_size: int = 2,
+        num_workers: int = 0,
+        test_images: str | None = None,
+        test_annotations: str | None = None,
+        label_mode: str = "contiguous",
+        num_classes: int | None = None,
+        train_scales: list[int] = (480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800),
+        max_size: int = 1333,
+        eval_scale: int = 800,
+        crop: bool = True,
+        skip_bad_images: bool = False,
+        pin_memory: bool | None = None,
+        name: str = "coco",
+        root: str | None = None,  # only used by the config to derive the paths above
+    ):
+        super().__init__()
+        self.paths = {"train": (Path(train_images), Path(train_annotations)),
+                      "val": (Path(val_images), Path(val_annotations))}
+        if test_images and test_annotations:
+            self.paths["test"] = (Path(test_images), Path(test_annotations))
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.label_mode, self.skip_bad_images, self.name = label_mode, skip_bad_images, name
+        self.train_transforms = make_train_transforms(list(train_scales), max_size, crop)
+        self.eval_transforms = make_eval_transforms(eval_scale, max_size)
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        categories = read_annotations(self.paths["train"][1])["categories"]
+        self.category_map = CategoryMap.from_coco_categories(categories, label_mode)
+        if num_classes is not None and num_classes != self.category_map.num_classes:
+            raise ValueError(
+                f"data.num_classes={num_classes} disagrees with {self.paths['train'][1]}, which defines "
+                f"{self.category_map.num_classes} classes ({label_mode} labels); remove data.num_classes "
+                "(it is read from the file) or fix the file"
+            )
+        self.datasets: dict[str, CocoDetection] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return self.category_map.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.category_map.names
+
+    def _dataset(self, split: str) -> CocoDetection:
+        if split not in self.datasets:
+            images, annotations = self.paths[split]
+            transforms = self.train_transforms if split == "train" else self.eval_transforms
+            dataset = CocoDetection(images, annotations, transforms, self.label_mode, self.skip_bad_images)
+            if split != "train" and dataset.category_map.category_ids != self.category_map.category_ids:
+                raise ValueError(
+                    f"{annotations} has categories {dataset.category_map.category_ids} but the train file "
+                    f"{self.paths['train'][1]} has {self.category_map.category_ids}; the splits must share them"
+                )
+            self.datasets[split] = dataset
+        return self.datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self._dataset("train")
+        if stage in (None, "fit", "validate"):
+            self._dataset("val")
+        if stage in (None, "test") and "test" in self.paths:
+            self._dataset("test")
+
+    @property
+    def val_dataset(self) -> CocoDetection:
+        return self._dataset("val")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self._dataset(split), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            collate_fn=collate, pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if "test" not in self.paths:
+            raise ValueError("no test split configured: set data.test_images and data.test_annotations")
+        return self._loader("test", shuffle=False)

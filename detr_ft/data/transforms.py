@@ -1,0 +1,102 @@
+"""Box-aware transforms as the DETR paper trains: random horizontal flip, multi-scale resize of the
+shorter side (longest side capped), and with probability 0.5 a resize + random-size crop first.
+Validation: one fixed resize. Built on torchvision.transforms.v2, which moves boxes with the pixels.
+
+A transform takes (image uint8 [3, H, W], target with `boxes` (tv_tensors.BoundingBoxes, XYXY pixels)
+and `labels`) and returns (normalised float image, target), boxes clipped and degenerate ones dropped.
+"""
+
+import random
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Normalised images [..., 3, H, W] -> floats in [0, 1] (for drawing)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(3, 1, 1)
+    return (images * std + mean).clamp(0, 1)
+
+
+class RandomShorterSide(v2.Transform):
+    """Resize so the shorter side is one of `sizes` (chosen at random), the longer at most `max_size`."""
+
+    def __init__(self, sizes: list[int], max_size: int | None):
+        super().__init__()
+        self.sizes, self.max_size = list(sizes), max_size
+
+    def make_params(self, flat_inputs):
+        height, width = v2.query_size(flat_inputs)
+        short = random.choice(self.sizes)
+        scale = short / min(height, width)
+        if self.max_size is not None and max(height, width) * scale > self.max_size:
+            scale = self.max_size / max(height, width)
+        return {"size": [max(1, round(height * scale)), max(1, round(width * scale))]}
+
+    def transform(self, inpt, params):
+        return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
+
+
+class RandomSizeCrop(v2.Transform):
+    """Crop a random region whose height and width are each drawn from [min_size, max_size]."""
+
+    def __init__(self, min_size: int, max_size: int):
+        super().__init__()
+        self.min_size, self.max_size = min_size, max_size
+
+    def make_params(self, flat_inputs):
+        height, width = v2.query_size(flat_inputs)
+        crop_h = random.randint(min(self.min_size, height), min(self.max_size, height))
+        crop_w = random.randint(min(self.min_size, width), min(self.max_size, width))
+        return {"top": random.randint(0, height - crop_h), "left": random.randint(0, width - crop_w),
+                "height": crop_h, "width": crop_w}
+
+    def transform(self, inpt, params):
+        return self._call_kernel(F.crop, inpt, **params)
+
+
+def _finish() -> list:
+    return [
+        v2.ClampBoundingBoxes(),
+        v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=lambda inputs: inputs[1]["labels"]),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ]
+
+
+def make_train_transforms(scales: list[int], max_size: int, crop: bool = True) -> v2.Compose:
+    """The paper's augmentation; the crop stage is scaled from the largest scale (paper: resize to
+    400-600, crop 384-600, for scales up to 800)."""
+    resize = RandomShorterSide(scales, max_size)
+    if crop:
+        top = max(scales)
+        before_crop = [round(top * f) for f in (0.5, 0.625, 0.75)]
+        resize = v2.RandomChoice([
+            resize,
+            v2.Compose([RandomShorterSide(before_crop, None),
+                        RandomSizeCrop(round(top * 0.48), round(top * 0.75)), resize]),
+        ])
+    return v2.Compose([v2.RandomHorizontalFlip(0.5), resize, *_finish()])
+
+
+def make_eval_transforms(scale: int, max_size: int) -> v2.Compose:
+    return v2.Compose([RandomShorterSide([scale], max_size), *_finish()])
+
+
+def apply(transforms, image: torch.Tensor, boxes_xyxy: torch.Tensor, labels: torch.Tensor):
+    """Run `transforms` on a uint8 image and its pixel xyxy boxes -> (image, boxes cxcywh in [0, 1], labels)."""
+    height, width = image.shape[-2:]
+    boxes = tv_tensors.BoundingBoxes(boxes_xyxy.reshape(-1, 4), format="XYXY", canvas_size=(height, width))
+    image, target = transforms(tv_tensors.Image(image), {"boxes": boxes, "labels": labels})
+    out_h, out_w = image.shape[-2:]
+    xyxy = target["boxes"].as_subclass(torch.Tensor).reshape(-1, 4)
+    scale = torch.tensor([out_w, out_h, out_w, out_h], dtype=torch.float32)
+    x0, y0, x1, y1 = (xyxy / scale).unbind(-1)
+    cxcywh = torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
+    return image.as_subclass(torch.Tensor), cxcywh, target["labels"]

@@ -1,0 +1,194 @@
+"""Loading weights from the checkpoints users already have into our DETR:
+
+- the official DETR release (`detr-r50-e632da11.pth`: {"model": state_dict}, training files add `args`);
+- Hugging Face DETR (`pytorch_model.bin` / `model.safetensors`, timm or HF ResNet backbone);
+- our own Lightning checkpoints ({"state_dict": {"model.<key>": ...}, "detr_ft": {...}}).
+
+Files load with `torch.load(weights_only=True)`: a file that needs pickled code is refused, never run.
+"""
+
+import argparse
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+CLASS_HEAD = ("class_head.weight", "class_head.bias")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the path and the reason."""
+
+
+@dataclass
+class LoadReport:
+    source_format: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    reinitialized: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"{self.source_format} checkpoint: {len(self.loaded)} tensors loaded"
+        if self.reinitialized:
+            text += f", re-initialised (class count differs): {self.reinitialized}"
+        if self.missing:
+            text += f", missing: {self.missing[:5]}{' ...' if len(self.missing) > 5 else ''}"
+        if self.unexpected:
+            text += f", unexpected: {self.unexpected[:5]}{' ...' if len(self.unexpected) > 5 else ''}"
+        return text
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The file's contents, loaded without running any code from it (safetensors or weights_only)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        # Official DETR *training* checkpoints hold their argparse.Namespace: the one type allowed beyond tensors.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refused to load {path}: it needs pickled Python code to load ({str(error).splitlines()[0]}). "
+            "detr_ft never executes code from a checkpoint; re-save it as a plain state dict "
+            "(torch.save(model.state_dict(), ...))."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"could not read checkpoint {path}: {error}") from None
+
+
+def _from_official(state: dict) -> dict:
+    renames = [
+        (r"^backbone\.0\.body\.", "backbone.body."),
+        (r"^class_embed\.", "class_head."),
+        (r"^bbox_embed\.", "box_head."),
+    ]
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in renames:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
+
+
+_HF_RESNET = [  # Hugging Face's own ResNet backbone naming -> torchvision's
+    (r"embedder\.embedder\.convolution\.", "conv1."),
+    (r"embedder\.embedder\.normalization\.", "bn1."),
+    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.convolution\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0."),
+    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.normalization\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1."),
+    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.convolution\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.conv{int(m[3]) + 1}."),
+    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.normalization\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.bn{int(m[3]) + 1}."),
+]
+_HF_LAYER = {
+    "encoder": {"self_attn_layer_norm": "norm1", "fc1": "linear1", "fc2": "linear2", "final_layer_norm": "norm2"},
+    "decoder": {"self_attn_layer_norm": "norm1", "encoder_attn_layer_norm": "norm2", "fc1": "linear1",
+                "fc2": "linear2", "final_layer_norm": "norm3"},
+}
+
+
+def _from_huggingface(state: dict) -> dict:
+    state = {key.removeprefix("model."): value for key, value in state.items()}
+    out, qkv = {}, {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if key.startswith("backbone.conv_encoder.model."):
+            name = key.removeprefix("backbone.conv_encoder.model.")
+            for pattern, replacement in _HF_RESNET:
+                name = re.sub(pattern, replacement, name)
+            out["backbone.body." + name] = value
+            continue
+        match = re.match(r"^(encoder|decoder)\.layers\.(\d+)\.(self_attn|encoder_attn)\.(q|k|v|out)_proj\.(weight|bias)$", key)
+        if match:
+            part, index, attention, projection, kind = match.groups()
+            ours = f"transformer.{part}.layers.{index}.{'self_attn' if attention == 'self_attn' else 'multihead_attn'}"
+            if projection == "out":
+                out[f"{ours}.out_proj.{kind}"] = value
+            else:
+                qkv.setdefault(f"{ours}.in_proj_{kind}", {})[projection] = value
+            continue
+        match = re.match(r"^(encoder|decoder)\.layers\.(\d+)\.(\w+)\.(weight|bias)$", key)
+        if match and match[3] in _HF_LAYER[match[1]]:
+            out[f"transformer.{match[1]}.layers.{match[2]}.{_HF_LAYER[match[1]][match[3]]}.{match[4]}"] = value
+            continue
+        simple = {
+            "decoder.layernorm.": "transformer.decoder.norm.",
+            "input_projection.": "input_proj.",
+            "query_position_embeddings.": "query_embed.",
+            "class_labels_classifier.": "class_head.",
+            "bbox_predictor.": "box_head.",
+        }
+        for prefix, replacement in simple.items():
+            if key.startswith(prefix):
+                out[replacement + key.removeprefix(prefix)] = value
+                break
+        else:
+            out[key] = value  # reported as unexpected unless it matches one of ours
+    for key, parts in qkv.items():  # our attention keeps q, k and v in one projection, in that order
+        out[key] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out
+
+
+def to_our_state_dict(checkpoint: dict) -> tuple[str, dict]:
+    """Recognise the checkpoint's layout and return (format name, state dict with our key names)."""
+    if "state_dict" in checkpoint:
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+        return "lightning", state
+    if "model" in checkpoint and isinstance(checkpoint["model"], dict):
+        return "official", _from_official(checkpoint["model"])
+    if any("class_labels_classifier" in key for key in checkpoint):
+        return "huggingface", _from_huggingface(checkpoint)
+    if any(key.startswith("class_embed.") for key in checkpoint):
+        return "official", _from_official(checkpoint)
+    raise CheckpointError(
+        "unrecognised checkpoint layout (expected a detr_ft .ckpt, an official DETR .pth or a Hugging Face "
+        f"DETR file); its first keys are {list(checkpoint)[:5]}"
+    )
+
+
+def load_weights(model: nn.Module, path: str | Path, class_ids: list[int] | None = None, strict: bool = True) -> LoadReport:
+    """Load a supported checkpoint into `model` and report what was loaded, missing, unexpected and
+    re-initialised.
+
+    class_ids: class_ids[label] = row of the source class head to use for that label (the no-object row
+    is always the last); e.g. the official 92-row head, indexed by COCO category id, for a contiguous
+    label set. Without it, a class head of another size is re-initialised.
+    """
+    path = Path(path)
+    source_format, state = to_our_state_dict(read_checkpoint(path))
+    target = model.state_dict()
+    report = LoadReport(source_format)
+    if class_ids is not None and "class_head.weight" in state:
+        rows = torch.as_tensor([*class_ids, state["class_head.weight"].shape[0] - 1])
+        for key in CLASS_HEAD:
+            state[key] = state[key][rows]
+    for key in CLASS_HEAD:
+        if key in state and key in target and state[key].shape != target[key].shape:
+            del state[key]
+            report.reinitialized.append(key)
+    for key, value in state.items():
+        if key in target and value.shape != target[key].shape:
+            raise CheckpointError(
+                f"{path}: {key} has shape {tuple(value.shape)} in the checkpoint but {tuple(target[key].shape)} "
+                "in the model; the checkpoint was made for another architecture (check model=... and its settings)"
+            )
+    report.missing = sorted(set(target) - set(state) - set(report.reinitialized))
+    report.unexpected = sorted(set(state) - set(target))
+    if strict and (report.missing or report.unexpected):
+        raise CheckpointError(
+            f"{path} ({source_format}) does not fit this model: {len(report.missing)} missing keys "
+            f"{report.missing[:4]}, {len(report.unexpected)} unexpected keys {report.unexpected[:4]}; "
+            "it was made for another architecture (check model=... and its settings)"
+        )
+    usable = {k: v for k, v in state.items() if k in target}
+    model.load_state_dict(usable, strict=False)
+    report.loaded = sorted(usable)
+    return report

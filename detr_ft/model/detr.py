@@ -1,0 +1,84 @@
+"""DETR: a CNN backbone, a transformer, and N learned object queries each predicting one
+(class, box) pair or "no object"."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detr_ft.model.backbone import Backbone
+from detr_ft.model.position import PositionEmbeddingSine
+from detr_ft.model.transformer import Transformer
+
+
+class BoxHead(nn.Module):
+    """3-layer perceptron with ReLU: decoder features [..., C] -> box logits [..., 4] (sigmoid applied by DETR)."""
+
+    def __init__(self, d_model: int, num_layers: int = 3):
+        super().__init__()
+        sizes = [d_model] * num_layers + [4]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index, layer in enumerate(self.layers):
+            x = layer(x) if index == len(self.layers) - 1 else F.relu(layer(x))
+        return x
+
+
+class DETR(nn.Module):
+    """Args: backbone and transformer (built parts), num_classes K (real classes; index K = no object),
+    num_queries, aux_loss (also return every earlier decoder layer's predictions)."""
+
+    def __init__(
+        self, backbone: Backbone, transformer: Transformer, num_classes: int, num_queries: int = 100,
+        aux_loss: bool = True,
+    ):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        d_model = transformer.d_model
+        self.backbone = backbone
+        self.position = PositionEmbeddingSine(d_model // 2)
+        self.input_proj = nn.Conv2d(backbone.num_channels, d_model, kernel_size=1)
+        self.transformer = transformer
+        self.query_embed = nn.Embedding(num_queries, d_model)
+        self.class_head = nn.Linear(d_model, num_classes + 1)
+        self.box_head = BoxHead(d_model)
+        self.num_classes = num_classes
+        self.num_queries = num_queries
+        self.aux_loss = aux_loss
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
+        """images [B, 3, H, W] (padded), mask [B, H, W] True on padding (None: no padding) ->
+        pred_logits [B, Q, K+1], pred_boxes [B, Q, 4] (cx, cy, w, h in [0, 1] of the unpadded image),
+        aux_outputs: one such dict per earlier decoder layer (when aux_loss)."""
+        if mask is None:
+            mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
+        features, feature_mask = self.backbone(images, mask)
+        pos = self.position(feature_mask).to(features.dtype)
+        decoded = self.transformer(self.input_proj(features), feature_mask, self.query_embed.weight, pos)
+        logits = self.class_head(decoded)  # [L, B, Q, K+1]
+        boxes = self.box_head(decoded).sigmoid()
+        out = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}
+        if self.aux_loss:
+            out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": b} for a, b in zip(logits[:-1], boxes[:-1], strict=True)]
+        return out
+
+    # ---- what the fine-tuning strategies call ----
+    def freeze_backbone(self) -> None:
+        self.backbone.freeze()
+
+    def unfreeze_backbone(self, stages: list[str] | None = None) -> None:
+        self.backbone.unfreeze(stages)
+
+    @property
+    def backbone_frozen(self) -> bool:
+        return self.backbone.is_frozen
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the backbone stages that may ever train."""
+        return [p for stage in self.backbone.trainable_stages for p in self.backbone.stage_parameters(stage)]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Everything outside the backbone: input projection, transformer, queries, class and box heads."""
+        backbone = {id(p) for p in self.backbone.parameters()}
+        return [p for p in self.parameters() if id(p) not in backbone]

@@ -1,0 +1,109 @@
+"""Pictures of detections: boxes with class names drawn on an image (`predict`), and the per-epoch grid
+of predictions against ground truth on a few validation images (logged to MLflow)."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from detr_ft.data.transforms import denormalize
+from detr_ft.model.boxes import cxcywh_to_xyxy
+
+PREDICTION_COLOUR = (230, 30, 30)
+TRUTH_COLOUR = (20, 190, 20)
+BACKGROUND = (255, 255, 255)
+TILE_SIDE = 320  # small validation images are enlarged to this longer side so labels stay legible
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    # Pillow's built-in scalable font: no font file to ship or find on the user's machine.
+    return ImageFont.load_default(size=size)
+
+
+def draw_boxes(image: torch.Tensor, boxes_xyxy: torch.Tensor, labels: list[str], colour) -> torch.Tensor:
+    """image uint8 [3, H, W], boxes_xyxy [N, 4] in that image's pixels, one label per box -> uint8 [3, H, W]
+    (a copy; the input is not modified). Line width and text size grow with the image so both stay
+    visible on a 4000-pixel photo as on a 128-pixel validation image."""
+    if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"draw_boxes needs a uint8 [3, H, W] image, got {image.dtype} {tuple(image.shape)}")
+    if len(labels) != len(boxes_xyxy):
+        raise ValueError(f"draw_boxes got {len(boxes_xyxy)} boxes but {len(labels)} labels")
+    picture = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
+    draw = ImageDraw.Draw(picture)
+    shorter = min(picture.size)
+    line = max(2, round(shorter / 200))
+    font = _font(max(12, round(shorter / 25)))
+    colour = tuple(colour)
+    for (x0, y0, x1, y1), label in zip(boxes_xyxy.detach().float().cpu().tolist(), labels, strict=True):
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        if not label:
+            continue
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        text_w, text_h = right - left + 4, bottom - top + 4
+        # The label sits on the box's top edge, or just inside it when the box touches the image top.
+        y = y0 - text_h if y0 - text_h >= 0 else y0
+        x = min(max(0.0, x0), max(0.0, picture.width - text_w))
+        draw.rectangle((x, y, x + text_w, y + text_h), fill=colour)
+        draw.text((x + 2 - left, y + 2 - top), label, fill=(255, 255, 255), font=font)
+    return torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)
+
+
+def _enlarged(pixels: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """uint8 [3, h, w] -> (uint8 [3, h*f, w*f], f) with the longer side at least TILE_SIDE."""
+    factor = max(1.0, TILE_SIDE / max(pixels.shape[1:]))
+    if factor == 1.0:
+        return pixels, 1.0
+    size = [round(pixels.shape[1] * factor), round(pixels.shape[2] * factor)]
+    enlarged = F.interpolate(pixels[None].float(), size=size, mode="bilinear", align_corners=False)
+    return enlarged[0].round().clamp(0, 255).to(torch.uint8), factor
+
+
+def _header(width: int, threshold: float) -> Image.Image:
+    """A title strip naming the two columns in their box colours."""
+    font = _font(16)
+    strip = Image.new("RGB", (width, 28), BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    draw.text((6, 5), f"predictions (score >= {threshold:.2f})", fill=PREDICTION_COLOUR, font=font)
+    draw.text((width // 2 + 6, 5), "ground truth", fill=TRUTH_COLOUR, font=font)
+    return strip
+
+
+def prediction_grid(
+    images: torch.Tensor, predictions: list[dict], targets: list[dict], class_names: list[str],
+    threshold: float = 0.5, max_images: int = 4,
+) -> Image.Image:
+    """One row per image (the first `max_images` of the batch): predictions above `threshold` with class
+    and score on the left, ground truth on the right, under a title strip saying which is which.
+
+    images: the padded, normalised batch [B, 3, H, W]; predictions: `detections.postprocess` output in
+    each transformed image's pixels (its target "size" (h, w)); targets: with `size`, `boxes`
+    (normalised cxcywh) and `labels`.
+    """
+    rows = []
+    for image, prediction, target in list(zip(images, predictions, targets, strict=False))[:max_images]:
+        height, width = (int(v) for v in target["size"])
+        pixels = (denormalize(image.detach().float().cpu())[:, :height, :width] * 255).round().to(torch.uint8)
+        pixels, factor = _enlarged(pixels)
+        keep = prediction["scores"].cpu() >= threshold
+        scores, labels = prediction["scores"].cpu()[keep].tolist(), prediction["labels"].cpu()[keep].tolist()
+        predicted = draw_boxes(pixels, prediction["boxes"].cpu()[keep] * factor,
+                               [f"{class_names[c]} {s:.2f}" for c, s in zip(labels, scores, strict=True)],
+                               PREDICTION_COLOUR)
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32) * factor
+        truth = draw_boxes(pixels, cxcywh_to_xyxy(target["boxes"].float().cpu()) * scale,
+                           [class_names[int(c)] for c in target["labels"]], TRUTH_COLOUR)
+        rows.append((predicted, truth))
+    if not rows:
+        return Image.new("RGB", (2 * TILE_SIDE, 28), BACKGROUND)
+    gap = 6
+    tile_w = max(t.shape[2] for row in rows for t in row)
+    tile_h = [max(t.shape[1] for t in row) for row in rows]
+    header = _header(2 * tile_w + 3 * gap, threshold)
+    grid = Image.new("RGB", (header.width, header.height + sum(tile_h) + gap * (len(rows) + 1)), BACKGROUND)
+    grid.paste(header, (0, 0))
+    y = header.height + gap
+    for row, row_h in zip(rows, tile_h, strict=True):
+        for column, tile in enumerate(row):
+            grid.paste(Image.fromarray(tile.permute(1, 2, 0).numpy()), (gap + column * (tile_w + gap), y))
+        y += row_h + gap
+    return grid

@@ -1,0 +1,101 @@
+"""`python -m detr_ft` as a user runs it: config errors fail fast, a real tiny run leaves checkpoints,
+COCO metrics and an MLflow run with params, metrics and the prediction picture."""
+
+import itertools
+import re
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from detr_ft.config import config_dir
+from tests.conftest import REPO, TINY_OVERRIDES, run_cli
+
+GROUP_OPTIONS = {
+    "model": ["detr_tiny", "detr_small", "detr_r18", "detr_r50", "detr_r101"],
+    "data": ["synthetic", "synthetic_v2", "coco"],
+    "finetune_strategy": ["frozen", "full", "progressive"],
+    "trainer": ["default", "cpu", "gpu", "ddp"],
+    "logger": ["mlflow", "none"],
+}
+
+
+def test_every_config_group_combination_composes():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        for choice in itertools.product(*GROUP_OPTIONS.values()):
+            overrides = [f"{group}={option}" for group, option in zip(GROUP_OPTIONS, choice, strict=True)]
+            cfg = compose("config", overrides=overrides)
+            assert cfg.model._target_ == "detr_ft.model.DETR"
+            assert cfg.criterion._target_ == "detr_ft.model.SetCriterion"
+            assert cfg.finetune_strategy.name == choice[2]
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")))
+def test_every_experiment_composes(experiment):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}"])
+        assert cfg.train.epochs >= 1
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [("train.learnin_rate=1e-4", "learnin_rate"), ("train.epochs=many", "epochs"), ("trainer.max_epoch=3", "max_epoch")],
+)
+def test_bad_config_fails_fast_naming_the_key(tmp_path, override, named):
+    result = run_cli(["-m", "detr_ft", override, f"hydra.run.dir={tmp_path}/run", "logger=none",
+                      f"data.cache_dir={tmp_path}/cache"], cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert named in result.stderr + result.stdout
+    assert not (tmp_path / "cache").exists(), "no data may be read or generated before the config is valid"
+
+
+def test_cfg_job_prints_the_resolved_config(tmp_path):
+    result = run_cli(["-m", "detr_ft", "--cfg", "job", "finetune_strategy=frozen"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "unfreeze_backbone_at_epoch" in result.stdout and "name: frozen" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_real_tiny_run_leaves_checkpoints_metrics_and_an_mlflow_run(tmp_path):
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
+    result = run_cli(
+        ["-m", "detr_ft", *overrides, "train.epochs=2", "finetune_strategy=progressive",
+         "train.unfreeze_backbone_at_epoch=1", f"data.cache_dir={tmp_path}/cache",
+         f"logger.tracking_uri={tracking_uri}", f"hydra.run.dir={tmp_path}/run"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in checkpoints
+    best = [name for name in checkpoints if name != "last.ckpt"]
+    assert len(best) == 1 and re.fullmatch(r"best_epoch=\d+-step=\d+-val_mAP=\d+\.\d{4}\.ckpt", best[0]), best
+    assert (tmp_path / "run" / "val_detections_best.json").is_file()
+    assert "detr_ft run summary" in result.stdout and "MLflow run id" in result.stdout
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("detr_ft").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train/learning_rate"] == "0.0001"
+    assert run.data.tags["strategy"] == "progressive"
+    assert run.data.tags["best_checkpoint"].endswith(best[0])
+    for metric in ("val/mAP", "val/mAP50", "val/mAP75", "val/AR100", "train/loss", "lr/head"):
+        assert metric in run.data.metrics, metric
+    assert len(client.get_metric_history(run.info.run_id, "val/mAP")) == 2
+    pictures = [a.path for a in client.list_artifacts(run.info.run_id, "predictions")]
+    assert any(p.endswith(".png") for p in pictures), pictures
+
+
+def test_train_loss_monitor_gives_the_guides_checkpoint_name(tiny_cfg):
+    from detr_ft.train import train
+
+    summary = train(tiny_cfg("train.monitor=train_loss"))
+    name = summary.best_checkpoint.rsplit("/", 1)[-1]
+    assert re.fullmatch(r"best_epoch=0-step=\d+-train_loss=\d+\.\d{4}\.ckpt", name), name

@@ -1,0 +1,174 @@
+"""COCO metrics: perfect detections score 1, worse ones less; file category ids, empty results, DDP."""
+
+import copy
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from detr_ft.data.categories import CategoryMap
+from detr_ft.data.coco import coco_from_dict
+from detr_ft.evaluation import (
+    METRICS,
+    DetectionEvaluator,
+    coco_metrics,
+    drop_duplicate_images,
+    gather_results,
+)
+
+# Category ids that start neither at 0 nor at 1 and are not contiguous, as in real files.
+CATEGORIES = [{"id": 12, "name": "cat"}, {"id": 40, "name": "dog"}]
+IMAGES = [
+    {"id": 101, "file_name": "a.jpg", "width": 200, "height": 100},
+    {"id": 102, "file_name": "b.jpg", "width": 300, "height": 300},
+    {"id": 103, "file_name": "c.jpg", "width": 640, "height": 480},
+]
+# xywh boxes: small (< 32^2), medium and large ones, so every size bucket has objects.
+BOXES = [
+    (101, 12, [10, 10, 20, 20]),
+    (101, 40, [60, 20, 100, 70]),
+    (102, 40, [50, 50, 150, 200]),
+    (102, 12, [5, 200, 25, 25]),
+    (103, 12, [100, 100, 400, 300]),
+]
+
+
+@pytest.fixture
+def coco():
+    annotations = [
+        {"id": i + 1, "image_id": image, "category_id": category, "bbox": box, "area": box[2] * box[3],
+         "iscrowd": 0}
+        for i, (image, category, box) in enumerate(BOXES)
+    ]
+    data = {"images": copy.deepcopy(IMAGES), "annotations": annotations, "categories": CATEGORIES}
+    return coco_from_dict(data)
+
+
+def perfect_results() -> list[dict]:
+    return [{"image_id": image, "category_id": category, "bbox": list(map(float, box)), "score": 0.9}
+            for image, category, box in BOXES]
+
+
+def test_perfect_detections_score_one_and_stay_quiet(coco, capsys):
+    metrics = coco_metrics(coco, perfect_results())
+    assert set(metrics) == {"mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large", "AR100"}
+    for name, value in metrics.items():
+        assert value == pytest.approx(1.0), name
+    assert capsys.readouterr().out == ""  # pycocotools' progress and table are kept out of the log
+
+
+def test_shifted_boxes_lower_the_scores(coco):
+    shifted = perfect_results()
+    for result in shifted:
+        x, y, w, h = result["bbox"]
+        result["bbox"] = [x + 0.3 * w, y, w, h]  # IoU 0.54: a hit at 0.5, a miss from 0.55 on
+    metrics = coco_metrics(coco, shifted)
+    assert metrics["mAP50"] == pytest.approx(1.0)
+    assert metrics["mAP75"] == pytest.approx(0.0)
+    assert 0.0 < metrics["mAP"] < 0.2
+
+
+def test_labels_instead_of_file_category_ids_score_zero(coco):
+    # What a forgotten label -> category id mapping gives: 0 and 1 are not the file's ids 12 and 40.
+    wrong = [{**r, "category_id": [12, 40].index(r["category_id"])} for r in perfect_results()]
+    assert coco_metrics(coco, wrong)["mAP"] == 0.0
+
+
+def test_images_without_results_count_as_misses(coco):
+    partial = [r for r in perfect_results() if r["image_id"] != 103]
+    everywhere = coco_metrics(coco, partial)
+    assert everywhere["AR100"] == pytest.approx((2 / 3 + 1) / 2)  # per category: 2 of 3 cats, every dog
+    assert everywhere["mAP_large"] < 1.0
+    assert coco_metrics(coco, partial, image_ids=[101, 102])["mAP"] == pytest.approx(1.0)
+
+
+def test_empty_results_give_zeros(coco):
+    assert coco_metrics(coco, []) == dict.fromkeys(METRICS, 0.0)
+
+
+def test_results_for_unknown_images_are_refused(coco):
+    with pytest.raises(ValueError, match="999"):
+        coco_metrics(coco, [{"image_id": 999, "category_id": 12, "bbox": [0, 0, 1, 1], "score": 1.0}])
+
+
+def model_outputs(image_records: list[dict], category_map: CategoryMap, queries: int = 4):
+    """Outputs a perfect model would give for these images (normalised cxcywh, confident class; spare
+    queries say "no object"), and the targets the data module would give."""
+    logits = torch.full((len(image_records), queries, 3), -10.0)
+    logits[..., 2] = 10.0
+    boxes = torch.full((len(image_records), queries, 4), 0.5)
+    targets = []
+    for b, image in enumerate(image_records):
+        width, height = image["width"], image["height"]
+        own = [(category, box) for image_id, category, box in BOXES if image_id == image["id"]]
+        for q, (category, (x, y, w, h)) in enumerate(own):
+            logits[b, q] = torch.tensor([-10.0, -10.0, -10.0])
+            logits[b, q, category_map.label_of(category)] = 10.0
+            boxes[b, q] = torch.tensor([(x + w / 2) / width, (y + h / 2) / height, w / width, h / height])
+        targets.append({"image_id": torch.tensor(image["id"]), "orig_size": torch.tensor([height, width])})
+    return {"pred_logits": logits, "pred_boxes": boxes}, targets
+
+
+def test_evaluator_scores_model_outputs_in_original_pixels_and_file_ids(coco):
+    category_map = CategoryMap.from_coco_categories(CATEGORIES)  # labels 0 (id 12), 1 (id 40)
+    evaluator = DetectionEvaluator(category_map)
+    evaluator.update(*model_outputs(IMAGES[:2], category_map))
+    evaluator.update(*model_outputs(IMAGES[2:], category_map))
+    assert len(evaluator.results) == 3 * 4  # every query of every image is a ranked candidate
+    assert {r["category_id"] for r in evaluator.results} == {12, 40}
+    assert evaluator.compute(coco)["mAP"] == pytest.approx(1.0)
+
+    evaluator.reset()
+    evaluator.update(*model_outputs(IMAGES[:2], category_map))
+    assert evaluator.compute(coco)["mAP"] == pytest.approx(1.0)  # scored on the images it saw
+    assert evaluator.compute(coco, all_images=True)["AR100"] == pytest.approx((2 / 3 + 1) / 2)  # 103 missed
+
+
+def test_duplicates_from_sampler_padding_are_dropped_per_image():
+    gathered = [
+        {"image_id": 1, "category_id": 12, "score": 0.9, "_rank": 0},
+        {"image_id": 1, "category_id": 40, "score": 0.5, "_rank": 0},
+        {"image_id": 2, "category_id": 12, "score": 0.8, "_rank": 0},
+        {"image_id": 3, "category_id": 12, "score": 0.7, "_rank": 1},
+        {"image_id": 1, "category_id": 12, "score": 0.9, "_rank": 1},  # padding: image 1 again on rank 1
+        {"image_id": 1, "category_id": 40, "score": 0.5, "_rank": 1},
+    ]
+    kept = drop_duplicate_images(gathered)
+    assert [(r["image_id"], r["category_id"]) for r in kept] == [(1, 12), (1, 40), (2, 12), (3, 12)]
+    assert all("_rank" not in r for r in kept)
+
+
+def test_gather_is_a_no_op_without_distributed():
+    results = [{"image_id": 1}]
+    assert gather_results(results) is results
+
+
+def _gather_worker(rank: int, world_size: int, init_file: str, queue) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        # 3 images over 2 ranks: the sampler pads rank 1 with image 1 again.
+        mine = {0: [1, 3], 1: [2, 1]}[rank]
+        results = [{"image_id": i, "category_id": 12, "bbox": [0, 0, 1, 1], "score": 0.5 + rank / 10}
+                   for i in mine]
+        queue.put((rank, gather_results(results)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_collects_every_rank_once_under_torch_distributed(tmp_path):
+    context = mp.get_context("fork")  # no re-import in the children: a fraction of a second, not ten
+    queue = context.SimpleQueue()
+    workers = mp.start_processes(_gather_worker, args=(2, str(tmp_path / "init"), queue), nprocs=2,
+                                 join=False, start_method="fork")
+    deadline = time.monotonic() + 60
+    while not workers.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in workers.processes:
+                process.kill()
+            pytest.fail("the two gloo workers did not finish within 60 s")
+    answers = dict(queue.get() for _ in range(2))
+    assert answers[0] == answers[1]  # every rank sees the same full set
+    assert sorted(r["image_id"] for r in answers[0]) == [1, 2, 3]
+    assert next(r for r in answers[0] if r["image_id"] == 1)["score"] == 0.5  # rank 0's copy kept

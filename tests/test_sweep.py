@@ -1,0 +1,67 @@
+"""A real `--multirun` sweep: each job one MLflow run of one sweep, a failed job marked FAILED without
+stopping the others, and `detr_ft.compare` listing them in metric order."""
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from detr_ft.compare import compare
+from detr_ft.config import config_dir
+from tests.conftest import TINY_OVERRIDES, run_cli
+
+
+@pytest.mark.slow
+def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp_path):
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
+    result = run_cli(
+        ["-m", "detr_ft", "--multirun", *overrides, f"data.cache_dir={tmp_path}/cache",
+         f"logger.tracking_uri={tracking_uri}", f"hydra.sweep.dir={tmp_path}/multirun",
+         "train.learning_rate=1e-4,5e-4", "finetune_strategy=frozen,full"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("detr_ft")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["sweep"] for r in runs}) == 1
+    combos = {(r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
+    assert combos == {("0.0001", "frozen"), ("0.0001", "full"), ("0.0005", "frozen"), ("0.0005", "full")}
+    assert {r.info.run_name for r in runs} >= {"lr0.0001-frozen", "lr0.0005-full"} or len(
+        {r.info.run_name for r in runs}) == 4
+
+    rows, plot = compare(sweep=runs[0].data.tags["sweep"], tracking_uri=tracking_uri, output=str(tmp_path / "cmp"))
+    values = [row["best"] for row in rows if row.get("best") is not None]
+    assert len(rows) == 4 and values == sorted(values, reverse=True)
+    assert plot.is_file()
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_marked_failed_and_the_sweep_goes_on(tmp_path):
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
+    # precision=nonsense passes the schema (a string) but the recipe rejects it: that job fails, the other finishes.
+    result = run_cli(
+        ["-m", "detr_ft", "--multirun", *overrides, f"data.cache_dir={tmp_path}/cache",
+         f"logger.tracking_uri={tracking_uri}", f"hydra.sweep.dir={tmp_path}/multirun",
+         "train.gradient_clip_val=0.1", "train.precision=32,nonsense"],
+        cwd=tmp_path,
+    )
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("detr_ft")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    by_status = {r.info.status: r for r in runs}
+    assert sorted(by_status) == ["FAILED", "FINISHED"], result.stderr[-3000:]
+    assert "nonsense" in by_status["FAILED"].data.tags["status_error"]
+
+
+def test_optuna_sweeper_experiment_composes():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=optuna_lr"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert "optuna" in cfg.hydra.sweeper._target_.lower()
+    assert set(cfg.hydra.sweeper.params) == {"train.learning_rate", "train.backbone_learning_rate"}
