@@ -59,12 +59,12 @@ class DetrLitModule(pl.LightningModule):
         images, mask, targets = batch
         losses = self.criterion(self.model(images, mask), targets)
         size = len(targets)
-        self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         # The fine-tuning guide's checkpoint names use `train_loss` (best_epoch=6-...-train_loss=2.9145.ckpt).
-        self.log("train_loss", losses["loss"], on_step=False, on_epoch=True, batch_size=size)
+        self.log("train_loss", losses["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         for term in ("loss_ce", "loss_bbox", "loss_giou"):
             if term in losses:
-                self.log(f"train/{term}", losses[term], on_step=True, on_epoch=True, batch_size=size)
+                self.log(f"train/{term}", losses[term], on_step=True, on_epoch=False, batch_size=size)
         return losses["loss"]
 
     def on_train_epoch_start(self):

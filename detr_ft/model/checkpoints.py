@@ -164,6 +164,9 @@ def load_weights(model: nn.Module, path: str | Path, class_ids: list[int] | None
     """
     path = Path(path)
     source_format, state = to_our_state_dict(read_checkpoint(path))
+    # A backbone trained with ordinary BatchNorm (norm="batch") loads into frozen BatchNorm: same statistics
+    # and affine parameters, and its step counter means nothing there.
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     target = model.state_dict()
     report = LoadReport(source_format)
     if class_ids is not None and "class_head.weight" in state:
