@@ -183,7 +183,8 @@ def load_weights(model: nn.Module, path: str | Path, class_ids: list[int] | None
                 f"{path}: {key} has shape {tuple(value.shape)} in the checkpoint but {tuple(target[key].shape)} "
                 "in the model; the checkpoint was made for another architecture (check model=... and its settings)"
             )
-    report.missing = sorted(set(target) - set(state) - set(report.reinitialized))
+    report.missing = sorted(k for k in set(target) - set(state) - set(report.reinitialized)
+                            if not k.endswith("num_batches_tracked"))
     report.unexpected = sorted(set(state) - set(target))
     if strict and (report.missing or report.unexpected):
         raise CheckpointError(
