@@ -66,7 +66,7 @@ def test_a_real_tiny_run_leaves_checkpoints_metrics_and_an_mlflow_run(tmp_path):
     overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
     result = run_cli(
         ["-m", "detr_ft", *overrides, "train.epochs=2", "finetune_strategy=progressive",
-         "train.unfreeze_backbone_at_epoch=1", f"data.cache_dir={tmp_path}/cache",
+         "train.unfreeze_backbone_at_epoch=1", "trainer.log_every_n_steps=1", f"data.cache_dir={tmp_path}/cache",
          f"logger.tracking_uri={tracking_uri}", f"hydra.run.dir={tmp_path}/run"],
         cwd=tmp_path,
     )
