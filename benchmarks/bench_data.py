@@ -26,8 +26,9 @@ def _jpeg_dataset(folder: Path, count: int = 96) -> tuple[Path, Path]:
         pixels = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / "images" / f"{i}.jpg", quality=90)
         images.append({"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480})
-        annotations.append({"id": i, "image_id": i, "category_id": 1, "bbox": [100, 100, 200, 150], "area": 30000,
-                            "iscrowd": 0})
+        annotations.append(
+            {"id": i, "image_id": i, "category_id": 1, "bbox": [100, 100, 200, 150], "area": 30000, "iscrowd": 0}
+        )
     path = folder / "instances.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "x"}]}))
     return folder / "images", path
@@ -51,18 +52,31 @@ def main() -> None:
         synthetic = ensure_dataset(Path(tmp), "v1", 400, 10, 128, 0)
         jpeg_images, jpeg_annotations = _jpeg_dataset(Path(tmp) / "jpeg")
         cases = {
-            "synthetic 128px PNG": dict(train_images=str(synthetic / "train"),
-                                        train_annotations=str(synthetic / "annotations/instances_train.json"),
-                                        train_scales=[96, 112, 128, 144], max_size=160, crop=False),
-            "640x480 JPEG, COCO sizes": dict(train_images=str(jpeg_images), train_annotations=str(jpeg_annotations),
-                                             train_scales=[480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800],
-                                             max_size=1333, crop=True),
+            "synthetic 128px PNG": dict(
+                train_images=str(synthetic / "train"),
+                train_annotations=str(synthetic / "annotations/instances_train.json"),
+                train_scales=[96, 112, 128, 144],
+                max_size=160,
+                crop=False,
+            ),
+            "640x480 JPEG, COCO sizes": dict(
+                train_images=str(jpeg_images),
+                train_annotations=str(jpeg_annotations),
+                train_scales=[480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800],
+                max_size=1333,
+                crop=True,
+            ),
         }
         print(f"{'data':28} {'workers':>7} {'images/s':>9}")
         for name, paths in cases.items():
             for workers in (0, 2):
-                module = DetectionDataModule(val_images=paths["train_images"], val_annotations=paths["train_annotations"],
-                                             batch_size=8, num_workers=workers, **paths)
+                module = DetectionDataModule(
+                    val_images=paths["train_images"],
+                    val_annotations=paths["train_annotations"],
+                    batch_size=8,
+                    num_workers=workers,
+                    **paths,
+                )
                 print(f"{name:28} {workers:7} {_throughput(module):9.1f}", flush=True)
 
 

@@ -36,8 +36,10 @@ def run_case(model_name: str, batch: int, size: int, frozen: bool) -> dict:
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     images = torch.randn(batch, 3, size, size)
     targets = [
-        {"labels": torch.randint(0, 10, (3,)), "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.6, 0.5, 0.3, 0.4],
-                                                                       [0.5, 0.7, 0.4, 0.2]])}
+        {
+            "labels": torch.randint(0, 10, (3,)),
+            "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.6, 0.5, 0.3, 0.4], [0.5, 0.7, 0.4, 0.2]]),
+        }
         for _ in range(batch)
     ]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -51,8 +53,11 @@ def run_case(model_name: str, batch: int, size: int, frozen: bool) -> dict:
         if step >= WARMUP:
             timings.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"s_per_step": sorted(timings)[len(timings) // 2], "peak_rss_mb": peak / 1024,
-            "step_growth_mb": (peak - rss_before) / 1024}
+    return {
+        "s_per_step": sorted(timings)[len(timings) // 2],
+        "peak_rss_mb": peak / 1024,
+        "step_growth_mb": (peak - rss_before) / 1024,
+    }
 
 
 def main() -> None:
@@ -62,15 +67,22 @@ def main() -> None:
         for frozen in (True, False):
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.bench_strategies", model_name, str(batch), str(size), str(frozen)],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[frozen] = json.loads(out.stdout.strip().splitlines()[-1])
             r = results[frozen]
-            print(f"{model_name:10} {batch:5} {size:4} {'frozen' if frozen else 'full':8} {r['s_per_step']:8.3f} "
-                  f"{r['peak_rss_mb']:8.0f} {r['step_growth_mb']:12.0f}", flush=True)
-        print(f"{'':10} full/frozen: time x{results[False]['s_per_step'] / results[True]['s_per_step']:.2f}, "
-              f"peak memory x{results[False]['peak_rss_mb'] / results[True]['peak_rss_mb']:.2f}, "
-              f"step memory x{results[False]['step_growth_mb'] / max(results[True]['step_growth_mb'], 1):.2f}")
+            print(
+                f"{model_name:10} {batch:5} {size:4} {'frozen' if frozen else 'full':8} {r['s_per_step']:8.3f} "
+                f"{r['peak_rss_mb']:8.0f} {r['step_growth_mb']:12.0f}",
+                flush=True,
+            )
+        print(
+            f"{'':10} full/frozen: time x{results[False]['s_per_step'] / results[True]['s_per_step']:.2f}, "
+            f"peak memory x{results[False]['peak_rss_mb'] / results[True]['peak_rss_mb']:.2f}, "
+            f"step memory x{results[False]['step_growth_mb'] / max(results[True]['step_growth_mb'], 1):.2f}"
+        )
 
 
 if __name__ == "__main__":

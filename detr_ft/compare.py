@@ -28,17 +28,28 @@ def _row(client: MlflowClient, run, metric: str) -> dict:
     end = run.info.end_time or run.info.start_time
     params = run.data.params
     return {
-        "run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
+        "run_id": run.info.run_id,
+        "name": run.info.run_name,
+        "status": run.info.status,
         "strategy": run.data.tags.get("strategy", "?"),
-        "lr": params.get("train/learning_rate", "?"), "backbone_lr": params.get("train/backbone_learning_rate", "?"),
-        "best": best.value if best else None, "best_epoch": epochs.get(best.step) if best else None,
-        "minutes": (end - run.info.start_time) / 60000, "checkpoint": run.data.tags.get("best_checkpoint", ""),
+        "lr": params.get("train/learning_rate", "?"),
+        "backbone_lr": params.get("train/backbone_learning_rate", "?"),
+        "best": best.value if best else None,
+        "best_epoch": epochs.get(best.step) if best else None,
+        "minutes": (end - run.info.start_time) / 60000,
+        "checkpoint": run.data.tags.get("best_checkpoint", ""),
         "curve": [m.value for m in sorted(history, key=lambda m: m.step)],
     }
 
 
-def compare(sweep: str | None = None, experiment: str = "detr_ft", runs: list[str] | None = None,
-            metric: str = "val/mAP", tracking_uri: str = "sqlite:///mlflow.db", output: str | None = None):
+def compare(
+    sweep: str | None = None,
+    experiment: str = "detr_ft",
+    runs: list[str] | None = None,
+    metric: str = "val/mAP",
+    tracking_uri: str = "sqlite:///mlflow.db",
+    output: str | None = None,
+):
     """-> (rows sorted best first, path of the plot)."""
     client = MlflowClient(tracking_uri)
     if not sweep and not runs:
@@ -46,8 +57,7 @@ def compare(sweep: str | None = None, experiment: str = "detr_ft", runs: list[st
     selected = find_runs(tracking_uri, experiment, sweep, runs)
     if not selected:
         raise ValueError(f"no runs found (sweep={sweep}, experiment={experiment}, runs={runs}) in {tracking_uri}")
-    rows = sorted((_row(client, run, metric) for run in selected),
-                  key=lambda r: (r["best"] is None, -(r["best"] or 0)))
+    rows = sorted((_row(client, run, metric) for run in selected), key=lambda r: (r["best"] is None, -(r["best"] or 0)))
     label = (sweep or experiment).strip("/").replace("/", "_")
     folder = Path(output or Path("comparisons") / label)
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,21 +73,29 @@ def compare(sweep: str | None = None, experiment: str = "detr_ft", runs: list[st
     figure.savefig(plot, dpi=100, bbox_inches="tight")
     plt.close(figure)
     experiment_id = selected[0].info.experiment_id
-    summary = client.create_run(experiment_id, run_name=f"compare-{label}"[:250],
-                                tags={COMPARISON_TAG: "comparison", **({"sweep": sweep} if sweep else {})})
+    summary = client.create_run(
+        experiment_id,
+        run_name=f"compare-{label}"[:250],
+        tags={COMPARISON_TAG: "comparison", **({"sweep": sweep} if sweep else {})},
+    )
     client.log_artifact(summary.info.run_id, str(plot))
     client.set_terminated(summary.info.run_id)
     return rows, plot
 
 
 def format_table(rows: list[dict], metric: str) -> str:
-    header = f"{'run':28} {'strategy':11} {'lr':>8} {'bb lr':>8} {'best ' + metric:>14} {'epoch':>5} {'min':>5} {'status':9} checkpoint"
+    header = (
+        f"{'run':28} {'strategy':11} {'lr':>8} {'bb lr':>8} {'best ' + metric:>14} {'epoch':>5} {'min':>5} "
+        f"{'status':9} checkpoint"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         best = "-" if r["best"] is None else f"{r['best']:.4f}"
         epoch = "-" if r["best_epoch"] is None else str(r["best_epoch"])
-        lines.append(f"{r['name'][:28]:28} {r['strategy'][:11]:11} {r['lr']:>8} {r['backbone_lr']:>8} {best:>14} "
-                     f"{epoch:>5} {r['minutes']:5.1f} {r['status'][:9]:9} {r['checkpoint']}")
+        lines.append(
+            f"{r['name'][:28]:28} {r['strategy'][:11]:11} {r['lr']:>8} {r['backbone_lr']:>8} {best:>14} "
+            f"{epoch:>5} {r['minutes']:5.1f} {r['status'][:9]:9} {r['checkpoint']}"
+        )
     return "\n".join(lines)
 
 

@@ -28,13 +28,18 @@ def to_coco_results(predictions: list[dict], image_ids: list[int], category_map)
         boxes = prediction["boxes"].cpu()
         widths_heights = boxes[:, 2:] - boxes[:, :2]
         for score, label, (x0, y0), (w, h) in zip(
-            prediction["scores"].tolist(), prediction["labels"].tolist(), boxes[:, :2].tolist(),
-            widths_heights.tolist(), strict=True,
+            prediction["scores"].tolist(),
+            prediction["labels"].tolist(),
+            boxes[:, :2].tolist(),
+            widths_heights.tolist(),
+            strict=True,
         ):
-            results.append({
-                "image_id": int(image_id),
-                "category_id": category_map.category_id_of(label),
-                "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
-                "score": round(score, 5),
-            })
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": category_map.category_id_of(label),
+                    "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
+                    "score": round(score, 5),
+                }
+            )
     return results

@@ -23,9 +23,7 @@ def coco_metrics(coco_gt, results: list[dict], image_ids: list[int] | None = Non
         return dict.fromkeys(METRICS, 0.0)
     unknown = sorted({r["image_id"] for r in results} - set(coco_gt.getImgIds()))
     if unknown:
-        raise ValueError(
-            f"detection results name image ids {unknown[:5]} that the annotation file does not have"
-        )
+        raise ValueError(f"detection results name image ids {unknown[:5]} that the annotation file does not have")
     # pycocotools prints progress and the 12-line table: keep the training log readable.
     with contextlib.redirect_stdout(io.StringIO()):
         detections = coco_gt.loadRes(results)

@@ -40,8 +40,10 @@ def main(argv: list[str]) -> None:
     args = OmegaConf.from_cli(argv)
     unknown = set(args.keys()) - VALID_KEYS
     if unknown or "checkpoint" not in args or "output" not in args:
-        sys.exit(f"usage: python -m detr_ft.export checkpoint=PATH output=PATH [half=true] [overwrite=false]"
-                 f"{'; unknown keys: ' + str(sorted(unknown)) if unknown else ''}")
+        sys.exit(
+            f"usage: python -m detr_ft.export checkpoint=PATH output=PATH [half=true] [overwrite=false]"
+            f"{'; unknown keys: ' + str(sorted(unknown)) if unknown else ''}"
+        )
     path = export_weights(args.checkpoint, args.output, args.get("half", True), args.get("overwrite", False))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -69,8 +69,12 @@ def _header(width: int, threshold: float) -> Image.Image:
 
 
 def prediction_grid(
-    images: torch.Tensor, predictions: list[dict], targets: list[dict], class_names: list[str],
-    threshold: float = 0.5, max_images: int = 4,
+    images: torch.Tensor,
+    predictions: list[dict],
+    targets: list[dict],
+    class_names: list[str],
+    threshold: float = 0.5,
+    max_images: int = 4,
 ) -> Image.Image:
     """One row per image (the first `max_images` of the batch): predictions above `threshold` with class
     and score on the left, ground truth on the right, under a title strip saying which is which.
@@ -86,12 +90,19 @@ def prediction_grid(
         pixels, factor = _enlarged(pixels)
         keep = prediction["scores"].cpu() >= threshold
         scores, labels = prediction["scores"].cpu()[keep].tolist(), prediction["labels"].cpu()[keep].tolist()
-        predicted = draw_boxes(pixels, prediction["boxes"].cpu()[keep] * factor,
-                               [f"{class_names[c]} {s:.2f}" for c, s in zip(labels, scores, strict=True)],
-                               PREDICTION_COLOUR)
+        predicted = draw_boxes(
+            pixels,
+            prediction["boxes"].cpu()[keep] * factor,
+            [f"{class_names[c]} {s:.2f}" for c, s in zip(labels, scores, strict=True)],
+            PREDICTION_COLOUR,
+        )
         scale = torch.tensor([width, height, width, height], dtype=torch.float32) * factor
-        truth = draw_boxes(pixels, cxcywh_to_xyxy(target["boxes"].float().cpu()) * scale,
-                           [class_names[int(c)] for c in target["labels"]], TRUTH_COLOUR)
+        truth = draw_boxes(
+            pixels,
+            cxcywh_to_xyxy(target["boxes"].float().cpu()) * scale,
+            [class_names[int(c)] for c in target["labels"]],
+            TRUTH_COLOUR,
+        )
         rows.append((predicted, truth))
     if not rows:
         return Image.new("RGB", (2 * TILE_SIDE, 28), BACKGROUND)

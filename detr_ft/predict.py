@@ -27,8 +27,10 @@ from detr_ft.pictures import PREDICTION_COLOUR, draw_boxes
 
 DEFAULTS = {"checkpoint": None, "input": None, "threshold": 0.7, "output": "predictions", "device": "auto"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-USAGE = ("usage: python -m detr_ft.predict checkpoint=PATH input=FOLDER_OR_IMAGE [threshold=0.7] "
-         "[output=predictions] [device=auto|cpu|cuda]")
+USAGE = (
+    "usage: python -m detr_ft.predict checkpoint=PATH input=FOLDER_OR_IMAGE [threshold=0.7] "
+    "[output=predictions] [device=auto|cpu|cuda]"
+)
 
 
 class Detector:
@@ -59,9 +61,7 @@ class Detector:
         data = config.get("data") or {}
         missing = [key for key in ("eval_scale", "max_size") if data.get(key) is None]
         if missing:
-            raise CheckpointError(
-                f"{path}: the stored config has no data.{missing[0]} (the validation image size)"
-            )
+            raise CheckpointError(f"{path}: the stored config has no data.{missing[0]} (the validation image size)")
         self.transforms = make_eval_transforms(int(data["eval_scale"]), int(data["max_size"]))
 
     @torch.no_grad()
@@ -137,7 +137,10 @@ def fresh_output_dir(output: str | Path) -> Path:
 
 
 def predict(
-    checkpoint: str | Path, input: str | Path, threshold: float = 0.7, output: str | Path = "predictions",
+    checkpoint: str | Path,
+    input: str | Path,
+    threshold: float = 0.7,
+    output: str | Path = "predictions",
     device: str = "auto",
 ) -> Path:
     """Detect objects in `input` (an image or a folder) with `checkpoint`; returns the output folder,
@@ -171,8 +174,10 @@ def predict(
         _save_copy(drawn, folder / path.name)
         print(f"{path.name}: {len(found)} detections")
     (folder / "detections.json").write_text(json.dumps(results, indent=1))
-    print(f"wrote {len(results)} detections for {len(images) - len(skipped)} images to {folder}"
-          + (f"; skipped {len(skipped)} unreadable: {skipped}" if skipped else ""))
+    print(
+        f"wrote {len(results)} detections for {len(images) - len(skipped)} images to {folder}"
+        + (f"; skipped {len(skipped)} unreadable: {skipped}" if skipped else "")
+    )
     if len(skipped) == len(images):
         raise ValueError(f"none of the input images could be read: {skipped}")
     return folder

@@ -11,8 +11,9 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 COMPARISON_TAG = "detr_ft.kind"
 
 
-def find_runs(tracking_uri: str, experiment: str = "detr_ft", sweep: str | None = None,
-              run_ids: list[str] | None = None) -> list:
+def find_runs(
+    tracking_uri: str, experiment: str = "detr_ft", sweep: str | None = None, run_ids: list[str] | None = None
+) -> list:
     """Runs by id, else the experiment's (optionally one sweep's), leaving out comparison runs."""
     client = MlflowClient(tracking_uri)
     if run_ids:

@@ -62,8 +62,10 @@ def print_summary(summary: RunSummary) -> None:
     rows = [
         (f"best {summary.monitor}", f"{_fmt(summary.best_value)} (epoch {summary.best_epoch})"),
         ("best val/mAP (its mAP50)", f"{_fmt(summary.best_val_map)} ({_fmt(summary.best_val_map50)})"),
-        ("final val/mAP, mAP50", f"{_fmt(summary.final_val_metrics.get('mAP'))}, "
-                                 f"{_fmt(summary.final_val_metrics.get('mAP50'))}"),
+        (
+            "final val/mAP, mAP50",
+            f"{_fmt(summary.final_val_metrics.get('mAP'))}, {_fmt(summary.final_val_metrics.get('mAP50'))}",
+        ),
         ("best checkpoint", summary.best_checkpoint or "n/a"),
         ("last checkpoint", summary.last_checkpoint or "n/a"),
         ("run folder", summary.run_dir),

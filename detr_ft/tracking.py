@@ -48,7 +48,10 @@ def run_name_from_overrides(overrides: list[str], default: str) -> str:
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
             timeout=5,
         )
         return out.stdout.strip() or "unknown"

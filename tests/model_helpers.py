@@ -23,6 +23,10 @@ def random_targets(batch: int, num_classes: int = 3, max_boxes: int = 3, seed: i
         n = int(torch.randint(0, max_boxes + 1, (1,), generator=generator))
         centres = torch.rand(n, 2, generator=generator) * 0.6 + 0.2
         sizes = torch.rand(n, 2, generator=generator) * 0.3 + 0.05
-        targets.append({"labels": torch.randint(0, num_classes, (n,), generator=generator),
-                        "boxes": torch.cat([centres, sizes], dim=1)})
+        targets.append(
+            {
+                "labels": torch.randint(0, num_classes, (n,), generator=generator),
+                "boxes": torch.cat([centres, sizes], dim=1),
+            }
+        )
     return targets

@@ -20,9 +20,16 @@ def _official_layout(state: dict) -> dict:
     return renamed
 
 
-_HF_NAMES = {"encoder": {"norm1": "self_attn_layer_norm", "linear1": "fc1", "linear2": "fc2", "norm2": "final_layer_norm"},
-             "decoder": {"norm1": "self_attn_layer_norm", "norm2": "encoder_attn_layer_norm", "linear1": "fc1",
-                         "linear2": "fc2", "norm3": "final_layer_norm"}}
+_HF_NAMES = {
+    "encoder": {"norm1": "self_attn_layer_norm", "linear1": "fc1", "linear2": "fc2", "norm2": "final_layer_norm"},
+    "decoder": {
+        "norm1": "self_attn_layer_norm",
+        "norm2": "encoder_attn_layer_norm",
+        "linear1": "fc1",
+        "linear2": "fc2",
+        "norm3": "final_layer_norm",
+    },
+}
 
 
 def _huggingface_layout(state: dict) -> dict:
@@ -47,10 +54,13 @@ def _huggingface_layout(state: dict) -> dict:
         if match:
             out[f"model.{match[1]}.layers.{match[2]}.{_HF_NAMES[match[1]][match[3]]}.{match[4]}"] = value
             continue
-        for ours, theirs in [("transformer.decoder.norm.", "model.decoder.layernorm."),
-                             ("input_proj.", "model.input_projection."),
-                             ("query_embed.", "model.query_position_embeddings."),
-                             ("class_head.", "class_labels_classifier."), ("box_head.", "bbox_predictor.")]:
+        for ours, theirs in [
+            ("transformer.decoder.norm.", "model.decoder.layernorm."),
+            ("input_proj.", "model.input_projection."),
+            ("query_embed.", "model.query_position_embeddings."),
+            ("class_head.", "class_labels_classifier."),
+            ("box_head.", "bbox_predictor."),
+        ]:
             if key.startswith(ours):
                 out[theirs + key.removeprefix(ours)] = value
                 break
@@ -63,7 +73,9 @@ def _same_outputs(a, b) -> bool:
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         out_a, out_b = a.eval()(images), b.eval()(images)
-    return torch.allclose(out_a["pred_logits"], out_b["pred_logits"]) and torch.allclose(out_a["pred_boxes"], out_b["pred_boxes"])
+    return torch.allclose(out_a["pred_logits"], out_b["pred_logits"]) and torch.allclose(
+        out_a["pred_boxes"], out_b["pred_boxes"]
+    )
 
 
 def test_official_layout_loads_with_nothing_missing(tmp_path):
@@ -101,8 +113,10 @@ def test_huggingface_safetensors(tmp_path):
 def test_our_lightning_checkpoint_loads(tmp_path):
     source = tiny_detr()
     path = tmp_path / "last.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()},
-                "detr_ft": {"config": "model: {}"}}, path)
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}, "detr_ft": {"config": "model: {}"}},
+        path,
+    )
     target = tiny_detr()
     torch.nn.init.zeros_(target.class_head.weight)
     assert load_weights(target, path).source_format == "lightning"

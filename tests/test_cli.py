@@ -44,11 +44,18 @@ def test_every_experiment_composes(experiment):
 
 @pytest.mark.parametrize(
     "override, named",
-    [("train.learnin_rate=1e-4", "learnin_rate"), ("train.epochs=many", "epochs"), ("trainer.max_epoch=3", "max_epoch")],
+    [
+        ("train.learnin_rate=1e-4", "learnin_rate"),
+        ("train.epochs=many", "epochs"),
+        ("trainer.max_epoch=3", "max_epoch"),
+    ],
 )
 def test_bad_config_fails_fast_naming_the_key(tmp_path, override, named):
-    result = run_cli(["-m", "detr_ft", override, f"hydra.run.dir={tmp_path}/run", "logger=none",
-                      f"data.cache_dir={tmp_path}/cache"], cwd=tmp_path, timeout=120)
+    result = run_cli(
+        ["-m", "detr_ft", override, f"hydra.run.dir={tmp_path}/run", "logger=none", f"data.cache_dir={tmp_path}/cache"],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert named in result.stderr + result.stdout
     assert not (tmp_path / "cache").exists(), "no data may be read or generated before the config is valid"
@@ -65,9 +72,18 @@ def test_a_real_tiny_run_leaves_checkpoints_metrics_and_an_mlflow_run(tmp_path):
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
     result = run_cli(
-        ["-m", "detr_ft", *overrides, "train.epochs=2", "finetune_strategy=progressive",
-         "train.unfreeze_backbone_at_epoch=1", "trainer.log_every_n_steps=1", f"data.cache_dir={tmp_path}/cache",
-         f"logger.tracking_uri={tracking_uri}", f"hydra.run.dir={tmp_path}/run"],
+        [
+            "-m",
+            "detr_ft",
+            *overrides,
+            "train.epochs=2",
+            "finetune_strategy=progressive",
+            "train.unfreeze_backbone_at_epoch=1",
+            "trainer.log_every_n_steps=1",
+            f"data.cache_dir={tmp_path}/cache",
+            f"logger.tracking_uri={tracking_uri}",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -12,14 +12,18 @@ from detr_ft.detections import postprocess, to_coco_results
 
 def test_postprocess_drops_no_object_and_scales_boxes_to_each_image():
     # 2 images, 2 queries, K = 2 real classes + no object (last column).
-    logits = torch.tensor([
-        [[2.0, 0.0, 0.0], [0.0, 1.0, 5.0]],  # query 1: "no object" wins, but class 1 is its best real class
-        [[0.0, 3.0, 0.0], [1.0, 1.0, 1.0]],
-    ])
-    boxes = torch.tensor([
-        [[0.5, 0.5, 1.0, 1.0], [0.25, 0.5, 0.5, 0.2]],
-        [[0.5, 0.25, 0.2, 0.5], [0.1, 0.1, 0.2, 0.2]],
-    ])
+    logits = torch.tensor(
+        [
+            [[2.0, 0.0, 0.0], [0.0, 1.0, 5.0]],  # query 1: "no object" wins, but class 1 is its best real class
+            [[0.0, 3.0, 0.0], [1.0, 1.0, 1.0]],
+        ]
+    )
+    boxes = torch.tensor(
+        [
+            [[0.5, 0.5, 1.0, 1.0], [0.25, 0.5, 0.5, 0.2]],
+            [[0.5, 0.25, 0.2, 0.5], [0.1, 0.1, 0.2, 0.2]],
+        ]
+    )
     sizes = [torch.tensor([100, 200]), torch.tensor([50, 40])]  # (h, w) of each original image
     first, second = postprocess({"pred_logits": logits, "pred_boxes": boxes}, sizes)
 
@@ -65,10 +69,8 @@ def test_coco_results_in_category_id_label_mode_keep_the_label_as_id():
 
 
 def test_coco_results_for_several_images_and_none():
-    empty = {"scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64),
-             "boxes": torch.zeros(0, 4)}
-    one = {"scores": torch.tensor([0.7]), "labels": torch.tensor([1]),
-           "boxes": torch.tensor([[1.0, 2.0, 3.0, 5.0]])}
+    empty = {"scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4)}
+    one = {"scores": torch.tensor([0.7]), "labels": torch.tensor([1]), "boxes": torch.tensor([[1.0, 2.0, 3.0, 5.0]])}
     results = to_coco_results([empty, one], [3, 4], _map([1, 2]))
     assert len(results) == 1 and results[0]["image_id"] == 4 and results[0]["category_id"] == 2
     assert math.isclose(results[0]["score"], 0.7)

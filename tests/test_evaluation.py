@@ -38,8 +38,7 @@ BOXES = [
 @pytest.fixture
 def coco():
     annotations = [
-        {"id": i + 1, "image_id": image, "category_id": category, "bbox": box, "area": box[2] * box[3],
-         "iscrowd": 0}
+        {"id": i + 1, "image_id": image, "category_id": category, "bbox": box, "area": box[2] * box[3], "iscrowd": 0}
         for i, (image, category, box) in enumerate(BOXES)
     ]
     data = {"images": copy.deepcopy(IMAGES), "annotations": annotations, "categories": CATEGORIES}
@@ -47,8 +46,10 @@ def coco():
 
 
 def perfect_results() -> list[dict]:
-    return [{"image_id": image, "category_id": category, "bbox": list(map(float, box)), "score": 0.9}
-            for image, category, box in BOXES]
+    return [
+        {"image_id": image, "category_id": category, "bbox": list(map(float, box)), "score": 0.9}
+        for image, category, box in BOXES
+    ]
 
 
 def test_perfect_detections_score_one_and_stay_quiet(coco, capsys):
@@ -150,8 +151,7 @@ def _gather_worker(rank: int, world_size: int, init_file: str, queue) -> None:
     try:
         # 3 images over 2 ranks: the sampler pads rank 1 with image 1 again.
         mine = {0: [1, 3], 1: [2, 1]}[rank]
-        results = [{"image_id": i, "category_id": 12, "bbox": [0, 0, 1, 1], "score": 0.5 + rank / 10}
-                   for i in mine]
+        results = [{"image_id": i, "category_id": 12, "bbox": [0, 0, 1, 1], "score": 0.5 + rank / 10} for i in mine]
         queue.put((rank, gather_results(results)))
     finally:
         dist.destroy_process_group()
@@ -160,8 +160,9 @@ def _gather_worker(rank: int, world_size: int, init_file: str, queue) -> None:
 def test_gather_collects_every_rank_once_under_torch_distributed(tmp_path):
     context = mp.get_context("fork")  # no re-import in the children: a fraction of a second, not ten
     queue = context.SimpleQueue()
-    workers = mp.start_processes(_gather_worker, args=(2, str(tmp_path / "init"), queue), nprocs=2,
-                                 join=False, start_method="fork")
+    workers = mp.start_processes(
+        _gather_worker, args=(2, str(tmp_path / "init"), queue), nprocs=2, join=False, start_method="fork"
+    )
     deadline = time.monotonic() + 60
     while not workers.join(timeout=1):
         if time.monotonic() > deadline:

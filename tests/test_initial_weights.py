@@ -44,8 +44,9 @@ def test_checkpoint_of_another_architecture_fails_naming_the_path(tiny_cfg):
 
 def test_a_run_folder_with_checkpoints_is_never_overwritten(tiny_cfg):
     first = train(tiny_cfg())
-    from detr_ft.train import _refuse_to_overwrite_checkpoints
     from pathlib import Path
+
+    from detr_ft.train import _refuse_to_overwrite_checkpoints
 
     with pytest.raises(FileExistsError, match="resume_from"):
         _refuse_to_overwrite_checkpoints(Path(first.run_dir), resuming=False)

@@ -11,8 +11,10 @@ from tests.model_helpers import random_targets
 
 def _outputs(batch: int, queries: int, classes: int, seed: int) -> dict:
     generator = torch.Generator().manual_seed(seed)
-    return {"pred_logits": torch.randn(batch, queries, classes + 1, generator=generator),
-            "pred_boxes": torch.rand(batch, queries, 4, generator=generator) * 0.4 + 0.1}
+    return {
+        "pred_logits": torch.randn(batch, queries, classes + 1, generator=generator),
+        "pred_boxes": torch.rand(batch, queries, 4, generator=generator) * 0.4 + 0.1,
+    }
 
 
 def _cost(outputs, b, target, weights=(1, 5, 2)) -> torch.Tensor:
@@ -29,8 +31,14 @@ def test_matching_is_optimal_against_brute_force():
             cost = _cost(outputs, b, targets[b])
             n = cost.shape[1]
             assert len(rows) == len(cols) == n
-            best = min(sum(cost[q, t] for q, t in zip(perm, range(n), strict=True))
-                       for perm in itertools.permutations(range(5), n)) if n else 0
+            best = (
+                min(
+                    sum(cost[q, t] for q, t in zip(perm, range(n), strict=True))
+                    for perm in itertools.permutations(range(5), n)
+                )
+                if n
+                else 0
+            )
             assert abs(float(cost[rows, cols].sum()) - float(best)) < 1e-5
 
 
@@ -43,8 +51,11 @@ def test_same_total_cost_as_the_naive_cross_batch_matrix():
     flat_boxes = outputs["pred_boxes"].flatten(0, 1)
     all_labels = torch.cat([t["labels"] for t in targets])
     all_boxes = torch.cat([t["boxes"] for t in targets])
-    big = (-flat_probs[:, all_labels] + 5 * torch.cdist(flat_boxes, all_boxes, p=1)
-           - 2 * generalized_box_iou(cxcywh_to_xyxy(flat_boxes), cxcywh_to_xyxy(all_boxes))).view(3, 6, -1)
+    big = (
+        -flat_probs[:, all_labels]
+        + 5 * torch.cdist(flat_boxes, all_boxes, p=1)
+        - 2 * generalized_box_iou(cxcywh_to_xyxy(flat_boxes), cxcywh_to_xyxy(all_boxes))
+    ).view(3, 6, -1)
     sizes = [len(t["labels"]) for t in targets]
     ours = HungarianMatcher()(outputs, targets)
     for b, chunk in enumerate(big.split(sizes, -1)):

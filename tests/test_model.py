@@ -45,8 +45,12 @@ ZERO_GRAD_AT_INIT = {
 def _grads_after_step(model):
     model.train()
     images = torch.randn(2, 3, 64, 64)
-    losses = criterion()(model(images), random_targets(2, seed=3) if any(len(t["labels"]) for t in
-                                                                         random_targets(2, seed=3)) else random_targets(2, seed=4))
+    losses = criterion()(
+        model(images),
+        random_targets(2, seed=3)
+        if any(len(t["labels"]) for t in random_targets(2, seed=3))
+        else random_targets(2, seed=4),
+    )
     losses["loss"].backward()
     return {name: p.grad is not None and p.grad.abs().sum() > 0 for name, p in model.named_parameters()}
 

@@ -48,16 +48,16 @@ def batch():
     images[0, :, :48, :64] = normalised(grey(48, 64))
     images[1, :, :64, :40] = normalised(grey(64, 40))
     targets = [
-        {"size": torch.tensor([48, 64]), "boxes": torch.tensor([[0.5, 0.5, 0.5, 0.5]]),
-         "labels": torch.tensor([1])},
-        {"size": torch.tensor([64, 40]), "boxes": torch.zeros(0, 4),
-         "labels": torch.zeros(0, dtype=torch.int64)},
+        {"size": torch.tensor([48, 64]), "boxes": torch.tensor([[0.5, 0.5, 0.5, 0.5]]), "labels": torch.tensor([1])},
+        {"size": torch.tensor([64, 40]), "boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
     ]
     predictions = [
-        {"scores": torch.tensor([0.9, 0.2]), "labels": torch.tensor([1, 0]),
-         "boxes": torch.tensor([[16.0, 12.0, 48.0, 36.0], [0.0, 0.0, 10.0, 10.0]])},
-        {"scores": torch.tensor([0.8]), "labels": torch.tensor([0]),
-         "boxes": torch.tensor([[5.0, 5.0, 30.0, 50.0]])},
+        {
+            "scores": torch.tensor([0.9, 0.2]),
+            "labels": torch.tensor([1, 0]),
+            "boxes": torch.tensor([[16.0, 12.0, 48.0, 36.0], [0.0, 0.0, 10.0, 10.0]]),
+        },
+        {"scores": torch.tensor([0.8]), "labels": torch.tensor([0]), "boxes": torch.tensor([[5.0, 5.0, 30.0, 50.0]])},
     ]
     return images, predictions, targets
 

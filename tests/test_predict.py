@@ -42,16 +42,27 @@ def checkpoint(tmp_path_factory):
     """A file in our Lightning checkpoint layout: state_dict of model.<key>, config YAML, category map."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=["model=detr_tiny", "data=synthetic", "train.checkpoint_path=null",
-                                           "data.eval_scale=48", "data.max_size=64"])
+        cfg = compose(
+            "config",
+            overrides=[
+                "model=detr_tiny",
+                "data=synthetic",
+                "train.checkpoint_path=null",
+                "data.eval_scale=48",
+                "data.max_size=64",
+            ],
+        )
     GlobalHydra.instance().clear()
     model = fixed_box_model(cfg)
     path = tmp_path_factory.mktemp("checkpoint") / "best_epoch=1-step=2-val_mAP=0.5000.ckpt"
-    torch.save({
-        "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
-        "detr_ft": {"config": OmegaConf.to_yaml(cfg, resolve=True), "category_map": CATEGORY_MAP.to_dict()},
-        "optimizer_states": [],
-    }, path)
+    torch.save(
+        {
+            "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
+            "detr_ft": {"config": OmegaConf.to_yaml(cfg, resolve=True), "category_map": CATEGORY_MAP.to_dict()},
+            "optimizer_states": [],
+        },
+        path,
+    )
     return path
 
 
@@ -164,8 +175,18 @@ def test_cli_rejects_unknown_keys_listing_the_valid_ones(capsys):
 
 @pytest.mark.slow
 def test_cli_end_to_end(checkpoint, photos, tmp_path):
-    result = run_cli(["-m", "detr_ft.predict", f"checkpoint={checkpoint}", f"input={photos}", "threshold=0.5",
-                      f"output={tmp_path / 'cli'}"], cwd=REPO, timeout=300)
+    result = run_cli(
+        [
+            "-m",
+            "detr_ft.predict",
+            f"checkpoint={checkpoint}",
+            f"input={photos}",
+            "threshold=0.5",
+            f"output={tmp_path / 'cli'}",
+        ],
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "wrote 20 detections for 2 images" in result.stdout
     assert len(json.loads((tmp_path / "cli" / "detections.json").read_text())) == 20

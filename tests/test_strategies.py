@@ -21,9 +21,7 @@ class ParameterChanges(pl.Callback):
         self._before = {n: p.detach().clone() for n, p in pl_module.model.named_parameters()}
 
     def on_train_epoch_end(self, trainer, pl_module):
-        changed = {
-            n for n, p in pl_module.model.named_parameters() if not torch.equal(p.detach(), self._before[n])
-        }
+        changed = {n for n, p in pl_module.model.named_parameters() if not torch.equal(p.detach(), self._before[n])}
         self.changed_per_epoch.append(changed)
 
 
@@ -52,8 +50,11 @@ def _split(names: set[str], model) -> dict[str, set[str]]:
     [("frozen", []), ("full", [0, 1, 2]), ("progressive", [2])],
 )
 def test_which_parameters_train_in_each_epoch(tiny_cfg, strategy, expected_backbone_epochs):
-    cfg = tiny_cfg(f"finetune_strategy={strategy}", "train.epochs=3", "train.unfreeze_backbone_at_epoch=2"
-                   if strategy == "progressive" else "train.epochs=3")
+    cfg = tiny_cfg(
+        f"finetune_strategy={strategy}",
+        "train.epochs=3",
+        "train.unfreeze_backbone_at_epoch=2" if strategy == "progressive" else "train.epochs=3",
+    )
     recorder = ParameterChanges()
     module_holder = ModuleHolder()
     train(cfg, callbacks=[recorder, module_holder])
@@ -74,8 +75,14 @@ class ModuleHolder(pl.Callback):
 
 def test_unfreeze_warmup_learning_rates_step_by_step(tiny_cfg):
     # 16 images / batch 4 = 4 steps per epoch; unfreeze at epoch 1 = step 4; warm-up over 3 steps.
-    cfg = tiny_cfg("finetune_strategy=progressive", "train.unfreeze_backbone_at_epoch=1", "train.epochs=2",
-                   "train.unfreeze_warmup_steps=3", "train.learning_rate=1e-3", "train.backbone_learning_rate=1e-4")
+    cfg = tiny_cfg(
+        "finetune_strategy=progressive",
+        "train.unfreeze_backbone_at_epoch=1",
+        "train.epochs=2",
+        "train.unfreeze_warmup_steps=3",
+        "train.learning_rate=1e-3",
+        "train.backbone_learning_rate=1e-4",
+    )
     rates = LearningRates()
     train(cfg, callbacks=[rates])
     assert len(rates.steps) == 8

@@ -16,9 +16,17 @@ def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
     result = run_cli(
-        ["-m", "detr_ft", "--multirun", *overrides, f"data.cache_dir={tmp_path}/cache",
-         f"logger.tracking_uri={tracking_uri}", f"hydra.sweep.dir={tmp_path}/multirun",
-         "train.learning_rate=1e-4,5e-4", "finetune_strategy=frozen,full"],
+        [
+            "-m",
+            "detr_ft",
+            "--multirun",
+            *overrides,
+            f"data.cache_dir={tmp_path}/cache",
+            f"logger.tracking_uri={tracking_uri}",
+            f"hydra.sweep.dir={tmp_path}/multirun",
+            "train.learning_rate=1e-4,5e-4",
+            "finetune_strategy=frozen,full",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -31,7 +39,8 @@ def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp
     combos = {(r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
     assert combos == {("0.0001", "frozen"), ("0.0001", "full"), ("0.0005", "frozen"), ("0.0005", "full")}
     assert {r.info.run_name for r in runs} >= {"lr0.0001-frozen", "lr0.0005-full"} or len(
-        {r.info.run_name for r in runs}) == 4
+        {r.info.run_name for r in runs}
+    ) == 4
 
     rows, plot = compare(sweep=runs[0].data.tags["sweep"], tracking_uri=tracking_uri, output=str(tmp_path / "cmp"))
     values = [row["best"] for row in rows if row.get("best") is not None]
@@ -45,9 +54,17 @@ def test_a_failed_job_is_marked_failed_and_the_sweep_goes_on(tmp_path):
     overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
     # precision=nonsense passes the schema (a string) but the recipe rejects it: that job fails, the other finishes.
     result = run_cli(
-        ["-m", "detr_ft", "--multirun", *overrides, f"data.cache_dir={tmp_path}/cache",
-         f"logger.tracking_uri={tracking_uri}", f"hydra.sweep.dir={tmp_path}/multirun",
-         "train.gradient_clip_val=0.1", "train.precision=32,nonsense"],
+        [
+            "-m",
+            "detr_ft",
+            "--multirun",
+            *overrides,
+            f"data.cache_dir={tmp_path}/cache",
+            f"logger.tracking_uri={tracking_uri}",
+            f"hydra.sweep.dir={tmp_path}/multirun",
+            "train.gradient_clip_val=0.1",
+            "train.precision=32,nonsense",
+        ],
         cwd=tmp_path,
     )
     client = mlflow.tracking.MlflowClient(tracking_uri)

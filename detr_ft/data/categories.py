@@ -50,10 +50,16 @@ class CategoryMap:
 
     def to_dict(self) -> dict:
         """Plain JSON-able form, stored inside checkpoints."""
-        return {"category_ids": list(self.category_ids), "names": [self.id_names[i] for i in self.category_ids],
-                "label_mode": self.label_mode}
+        return {
+            "category_ids": list(self.category_ids),
+            "names": [self.id_names[i] for i in self.category_ids],
+            "label_mode": self.label_mode,
+        }
 
     @classmethod
     def from_dict(cls, saved: dict) -> "CategoryMap":
-        return cls(list(saved["category_ids"]), dict(zip(saved["category_ids"], saved["names"], strict=True)),
-                   saved.get("label_mode", "contiguous"))
+        return cls(
+            list(saved["category_ids"]),
+            dict(zip(saved["category_ids"], saved["names"], strict=True)),
+            saved.get("label_mode", "contiguous"),
+        )

@@ -15,7 +15,9 @@ from detr_ft.data.images import BadImageError, load_rgb
 MAX_LISTED = 10
 
 
-def check_split(images_dir: Path, annotations_file: Path, read_images: bool = True) -> tuple[list[str], list[str], Counter]:
+def check_split(
+    images_dir: Path, annotations_file: Path, read_images: bool = True
+) -> tuple[list[str], list[str], Counter]:
     """-> (errors, notes, annotations per category name) for one split."""
     errors, notes = [], []
     if not annotations_file.is_file():
@@ -55,7 +57,12 @@ def check_split(images_dir: Path, annotations_file: Path, read_images: bool = Tr
         x, y, w, h = bbox
         if w <= 0 or h <= 0:
             errors.append(f"{where}: zero-area box {bbox}")
-        elif x < 0 or y < 0 or x + w > image.get("width", float("inf")) + 1 or y + h > image.get("height", float("inf")) + 1:
+        elif (
+            x < 0
+            or y < 0
+            or x + w > image.get("width", float("inf")) + 1
+            or y + h > image.get("height", float("inf")) + 1
+        ):
             errors.append(f"{where}: box {bbox} outside the {image.get('width')}x{image.get('height')} image")
     for image_id, image in images.items():
         path = images_dir / str(image.get("file_name"))
@@ -95,11 +102,19 @@ def splits_from_config(data_cfg) -> dict[str, tuple[Path, Path]]:
     if "variant" in data_cfg:
         from detr_ft.data.synthetic import ensure_dataset
 
-        folder = ensure_dataset(data_cfg.cache_dir, data_cfg.variant, data_cfg.train_size, data_cfg.val_size,
-                                data_cfg.image_size, data_cfg.seed)
+        folder = ensure_dataset(
+            data_cfg.cache_dir,
+            data_cfg.variant,
+            data_cfg.train_size,
+            data_cfg.val_size,
+            data_cfg.image_size,
+            data_cfg.seed,
+        )
         return {s: (folder / s, folder / "annotations" / f"instances_{s}.json") for s in ("train", "val")}
-    splits = {"train": (Path(data_cfg.train_images), Path(data_cfg.train_annotations)),
-              "val": (Path(data_cfg.val_images), Path(data_cfg.val_annotations))}
+    splits = {
+        "train": (Path(data_cfg.train_images), Path(data_cfg.train_annotations)),
+        "val": (Path(data_cfg.val_images), Path(data_cfg.val_annotations)),
+    }
     if data_cfg.get("test_images") and data_cfg.get("test_annotations"):
         splits["test"] = (Path(data_cfg.test_images), Path(data_cfg.test_annotations))
     return splits

@@ -28,7 +28,9 @@ def read_annotations(path: str | Path) -> dict:
         raise ValueError(f"annotation file {path} is not valid JSON: {error}") from None
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
-            raise ValueError(f"annotation file {path} has no '{key}' list (COCO format needs images, annotations, categories)")
+            raise ValueError(
+                f"annotation file {path} has no '{key}' list (COCO format needs images, annotations, categories)"
+            )
     for annotation in data["annotations"]:
         bbox = annotation.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4):
@@ -53,7 +55,11 @@ class CocoDetection(Dataset):
     [0, 1] of the transformed image, `labels` int64 [N], `image_id`, `orig_size` and `size` (h, w)."""
 
     def __init__(
-        self, images_dir: str | Path, annotations_file: str | Path, transforms, label_mode: str = "contiguous",
+        self,
+        images_dir: str | Path,
+        annotations_file: str | Path,
+        transforms,
+        label_mode: str = "contiguous",
         skip_bad_images: bool = False,
     ):
         self.images_dir = Path(images_dir)
@@ -91,6 +97,11 @@ class CocoDetection(Dataset):
         labels = torch.tensor([self.category_map.label_of(a["category_id"]) for a in annotations], dtype=torch.int64)
         orig_size = torch.tensor(image.shape[-2:], dtype=torch.int64)
         image, boxes, labels = apply(self.transforms, image, boxes, labels)
-        target = {"boxes": boxes, "labels": labels, "image_id": torch.tensor(image_id, dtype=torch.int64),
-                  "orig_size": orig_size, "size": torch.tensor(image.shape[-2:], dtype=torch.int64)}
+        target = {
+            "boxes": boxes,
+            "labels": labels,
+            "image_id": torch.tensor(image_id, dtype=torch.int64),
+            "orig_size": orig_size,
+            "size": torch.tensor(image.shape[-2:], dtype=torch.int64),
+        }
         return image, target

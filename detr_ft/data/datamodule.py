@@ -39,8 +39,10 @@ class DetectionDataModule(pl.LightningDataModule):
         root: str | None = None,  # only used by the config to derive the paths above
     ):
         super().__init__()
-        self.paths = {"train": (Path(train_images), Path(train_annotations)),
-                      "val": (Path(val_images), Path(val_annotations))}
+        self.paths = {
+            "train": (Path(train_images), Path(train_annotations)),
+            "val": (Path(val_images), Path(val_annotations)),
+        }
         if test_images and test_annotations:
             self.paths["test"] = (Path(test_images), Path(test_annotations))
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -93,8 +95,13 @@ class DetectionDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
-            self._dataset(split), batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            collate_fn=collate, pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+            self._dataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
             drop_last=False,
         )
 

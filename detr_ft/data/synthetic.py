@@ -47,8 +47,20 @@ def _polygon(kind: str, x0: float, y0: float, w: float, h: float, rng: random.Ra
         t = 0.32
         xs = [x0, x0 + w * (0.5 - t / 2), x0 + w * (0.5 + t / 2), x0 + w]
         ys = [y0, y0 + h * (0.5 - t / 2), y0 + h * (0.5 + t / 2), y0 + h]
-        return [(xs[1], ys[0]), (xs[2], ys[0]), (xs[2], ys[1]), (xs[3], ys[1]), (xs[3], ys[2]), (xs[2], ys[2]),
-                (xs[2], ys[3]), (xs[1], ys[3]), (xs[1], ys[2]), (xs[0], ys[2]), (xs[0], ys[1]), (xs[1], ys[1])]
+        return [
+            (xs[1], ys[0]),
+            (xs[2], ys[0]),
+            (xs[2], ys[1]),
+            (xs[3], ys[1]),
+            (xs[3], ys[2]),
+            (xs[2], ys[2]),
+            (xs[2], ys[3]),
+            (xs[1], ys[3]),
+            (xs[1], ys[2]),
+            (xs[0], ys[2]),
+            (xs[0], ys[1]),
+            (xs[1], ys[1]),
+        ]
     if kind == "arrow":
         points = [(0, 0.35), (0.55, 0.35), (0.55, 0), (1, 0.5), (0.55, 1), (0.55, 0.65), (0, 0.65)]
         if rng.random() < 0.5:  # pointing left or right
@@ -82,7 +94,9 @@ def _background(size: int, rng: random.Random) -> Image.Image:
     draw = ImageDraw.Draw(image)
     for _ in range(rng.randint(0, 4)):
         colour = tuple(rng.randint(0, 255) for _ in range(3))
-        draw.line([(rng.uniform(0, size), rng.uniform(0, size)) for _ in range(2)], fill=colour, width=rng.randint(1, 2))
+        draw.line(
+            [(rng.uniform(0, size), rng.uniform(0, size)) for _ in range(2)], fill=colour, width=rng.randint(1, 2)
+        )
     return image
 
 
@@ -125,9 +139,16 @@ def _write_split(folder: Path, split: str, count: int, size: int, classes: list[
         image.save(folder / split / name)
         images.append({"id": image_id, "file_name": name, "width": size, "height": size})
         for kind, (x0, y0, w, h) in objects:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": kind + 1,
-                                "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
-                                "area": round(w * h, 2), "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": kind + 1,
+                    "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
+                    "area": round(w * h, 2),
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(classes)]
     (folder / "annotations").mkdir(exist_ok=True)
     (folder / "annotations" / f"instances_{split}.json").write_text(
@@ -135,8 +156,14 @@ def _write_split(folder: Path, split: str, count: int, size: int, classes: list[
     )
 
 
-def ensure_dataset(cache_dir: str | Path, variant: str = "v1", train_size: int = 1000, val_size: int = 100,
-                   image_size: int = 128, seed: int = 0) -> Path:
+def ensure_dataset(
+    cache_dir: str | Path,
+    variant: str = "v1",
+    train_size: int = 1000,
+    val_size: int = 100,
+    image_size: int = 128,
+    seed: int = 0,
+) -> Path:
     """The dataset's folder (train/, val/, annotations/instances_{train,val}.json), generated if missing.
 
     Generated into a temporary folder and renamed, so an interrupted run never leaves half a dataset.
@@ -144,7 +171,9 @@ def ensure_dataset(cache_dir: str | Path, variant: str = "v1", train_size: int =
     if variant not in CLASS_SETS:
         raise ValueError(f"data.variant must be one of {sorted(CLASS_SETS)}, got {variant!r}")
     settings = json.dumps([GENERATOR_VERSION, variant, train_size, val_size, image_size, seed])
-    folder = Path(cache_dir).expanduser() / "synthetic" / f"{variant}-{hashlib.sha1(settings.encode()).hexdigest()[:10]}"
+    folder = (
+        Path(cache_dir).expanduser() / "synthetic" / f"{variant}-{hashlib.sha1(settings.encode()).hexdigest()[:10]}"
+    )
     if (folder / "annotations" / "instances_val.json").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -162,12 +191,21 @@ def ensure_dataset(cache_dir: str | Path, variant: str = "v1", train_size: int =
     return folder
 
 
-def synthetic_datamodule(cache_dir: str, variant: str = "v1", train_size: int = 1000, val_size: int = 100,
-                         image_size: int = 128, seed: int = 0, **datamodule_args) -> DetectionDataModule:
+def synthetic_datamodule(
+    cache_dir: str,
+    variant: str = "v1",
+    train_size: int = 1000,
+    val_size: int = 100,
+    image_size: int = 128,
+    seed: int = 0,
+    **datamodule_args,
+) -> DetectionDataModule:
     """`data=synthetic`: generate (first use) and return the datamodule over the generated files."""
     folder = ensure_dataset(cache_dir, variant, train_size, val_size, image_size, seed)
     return DetectionDataModule(
-        train_images=str(folder / "train"), train_annotations=str(folder / "annotations" / "instances_train.json"),
-        val_images=str(folder / "val"), val_annotations=str(folder / "annotations" / "instances_val.json"),
+        train_images=str(folder / "train"),
+        train_annotations=str(folder / "annotations" / "instances_train.json"),
+        val_images=str(folder / "val"),
+        val_annotations=str(folder / "annotations" / "instances_val.json"),
         **datamodule_args,
     )

@@ -54,8 +54,12 @@ class RandomSizeCrop(v2.Transform):
         height, width = v2.query_size(flat_inputs)
         crop_h = random.randint(min(self.min_size, height), min(self.max_size, height))
         crop_w = random.randint(min(self.min_size, width), min(self.max_size, width))
-        return {"top": random.randint(0, height - crop_h), "left": random.randint(0, width - crop_w),
-                "height": crop_h, "width": crop_w}
+        return {
+            "top": random.randint(0, height - crop_h),
+            "left": random.randint(0, width - crop_w),
+            "height": crop_h,
+            "width": crop_w,
+        }
 
     def transform(self, inpt, params):
         return self._call_kernel(F.crop, inpt, **params)
@@ -77,11 +81,14 @@ def make_train_transforms(scales: list[int], max_size: int, crop: bool = True) -
     if crop:
         top = max(scales)
         before_crop = [round(top * f) for f in (0.5, 0.625, 0.75)]
-        resize = v2.RandomChoice([
-            resize,
-            v2.Compose([RandomShorterSide(before_crop, None),
-                        RandomSizeCrop(round(top * 0.48), round(top * 0.75)), resize]),
-        ])
+        resize = v2.RandomChoice(
+            [
+                resize,
+                v2.Compose(
+                    [RandomShorterSide(before_crop, None), RandomSizeCrop(round(top * 0.48), round(top * 0.75)), resize]
+                ),
+            ]
+        )
     return v2.Compose([v2.RandomHorizontalFlip(0.5), resize, *_finish()])
 
 

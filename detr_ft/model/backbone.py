@@ -110,7 +110,11 @@ class Backbone(nn.Module):
             if not path.is_file():
                 raise FileNotFoundError(f"model.backbone.weights: {path} is not a file (or use imagenet / null)")
             state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.") and k.split(".")[0] in dict(self.body.named_children())}
+        state = {
+            k: v
+            for k, v in state.items()
+            if not k.startswith("fc.") and k.split(".")[0] in dict(self.body.named_children())
+        }
         missing, _ = self.body.load_state_dict(state, strict=False)
         if missing:
             raise ValueError(f"backbone weights {weights} lack {len(missing)} keys, e.g. {missing[:3]}")
@@ -182,5 +186,7 @@ class Backbone(nn.Module):
     def _run_stage(self, stage: str, x: torch.Tensor) -> torch.Tensor:
         if stage == "stem":
             # The max-pool's window reaches past the image edge too: mask its output like a normalisation's.
-            return self._zero_padded_area(None, None, self.body.maxpool(self.body.relu(self.body.bn1(self.body.conv1(x)))))
+            return self._zero_padded_area(
+                None, None, self.body.maxpool(self.body.relu(self.body.bn1(self.body.conv1(x))))
+            )
         return getattr(self.body, stage)(x)

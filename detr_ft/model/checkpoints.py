@@ -82,15 +82,32 @@ def _from_official(state: dict) -> dict:
 _HF_RESNET = [  # Hugging Face's own ResNet backbone naming -> torchvision's
     (r"embedder\.embedder\.convolution\.", "conv1."),
     (r"embedder\.embedder\.normalization\.", "bn1."),
-    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.convolution\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0."),
-    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.normalization\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1."),
-    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.convolution\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.conv{int(m[3]) + 1}."),
-    (r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.normalization\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.bn{int(m[3]) + 1}."),
+    (
+        r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.convolution\.",
+        lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0.",
+    ),
+    (
+        r"encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.normalization\.",
+        lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1.",
+    ),
+    (
+        r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.convolution\.",
+        lambda m: f"layer{int(m[1]) + 1}.{m[2]}.conv{int(m[3]) + 1}.",
+    ),
+    (
+        r"encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.normalization\.",
+        lambda m: f"layer{int(m[1]) + 1}.{m[2]}.bn{int(m[3]) + 1}.",
+    ),
 ]
 _HF_LAYER = {
     "encoder": {"self_attn_layer_norm": "norm1", "fc1": "linear1", "fc2": "linear2", "final_layer_norm": "norm2"},
-    "decoder": {"self_attn_layer_norm": "norm1", "encoder_attn_layer_norm": "norm2", "fc1": "linear1",
-                "fc2": "linear2", "final_layer_norm": "norm3"},
+    "decoder": {
+        "self_attn_layer_norm": "norm1",
+        "encoder_attn_layer_norm": "norm2",
+        "fc1": "linear1",
+        "fc2": "linear2",
+        "final_layer_norm": "norm3",
+    },
 }
 
 
@@ -106,7 +123,9 @@ def _from_huggingface(state: dict) -> dict:
                 name = re.sub(pattern, replacement, name)
             out["backbone.body." + name] = value
             continue
-        match = re.match(r"^(encoder|decoder)\.layers\.(\d+)\.(self_attn|encoder_attn)\.(q|k|v|out)_proj\.(weight|bias)$", key)
+        match = re.match(
+            r"^(encoder|decoder)\.layers\.(\d+)\.(self_attn|encoder_attn)\.(q|k|v|out)_proj\.(weight|bias)$", key
+        )
         if match:
             part, index, attention, projection, kind = match.groups()
             ours = f"transformer.{part}.layers.{index}.{'self_attn' if attention == 'self_attn' else 'multihead_attn'}"
@@ -154,7 +173,9 @@ def to_our_state_dict(checkpoint: dict) -> tuple[str, dict]:
     )
 
 
-def load_weights(model: nn.Module, path: str | Path, class_ids: list[int] | None = None, strict: bool = True) -> LoadReport:
+def load_weights(
+    model: nn.Module, path: str | Path, class_ids: list[int] | None = None, strict: bool = True
+) -> LoadReport:
     """Load a supported checkpoint into `model` and report what was loaded, missing, unexpected and
     re-initialised.
 
@@ -183,8 +204,9 @@ def load_weights(model: nn.Module, path: str | Path, class_ids: list[int] | None
                 f"{path}: {key} has shape {tuple(value.shape)} in the checkpoint but {tuple(target[key].shape)} "
                 "in the model; the checkpoint was made for another architecture (check model=... and its settings)"
             )
-    report.missing = sorted(k for k in set(target) - set(state) - set(report.reinitialized)
-                            if not k.endswith("num_batches_tracked"))
+    report.missing = sorted(
+        k for k in set(target) - set(state) - set(report.reinitialized) if not k.endswith("num_batches_tracked")
+    )
     report.unexpected = sorted(set(state) - set(target))
     if strict and (report.missing or report.unexpected):
         raise CheckpointError(

@@ -18,7 +18,10 @@ class SetCriterion(nn.Module):
     eos_coef (relative weight of the no-object class: most queries are no-object, so it would dominate)."""
 
     def __init__(
-        self, num_classes: int, matcher: HungarianMatcher, weights: dict[str, float] | None = None,
+        self,
+        num_classes: int,
+        matcher: HungarianMatcher,
+        weights: dict[str, float] | None = None,
         eos_coef: float = 0.1,
     ):
         super().__init__()

@@ -29,7 +29,11 @@ class DETR(nn.Module):
     num_queries, aux_loss (also return every earlier decoder layer's predictions)."""
 
     def __init__(
-        self, backbone: Backbone, transformer: Transformer, num_classes: int, num_queries: int = 100,
+        self,
+        backbone: Backbone,
+        transformer: Transformer,
+        num_classes: int,
+        num_queries: int = 100,
         aux_loss: bool = True,
     ):
         super().__init__()
@@ -60,7 +64,9 @@ class DETR(nn.Module):
         boxes = self.box_head(decoded).sigmoid()
         out = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}
         if self.aux_loss:
-            out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": b} for a, b in zip(logits[:-1], boxes[:-1], strict=True)]
+            out["aux_outputs"] = [
+                {"pred_logits": a, "pred_boxes": b} for a, b in zip(logits[:-1], boxes[:-1], strict=True)
+            ]
         return out
 
     # ---- what the fine-tuning strategies call ----

@@ -31,7 +31,9 @@ class HungarianMatcher(nn.Module):
             cost = -self.cost_class * probs[b][:, labels]
             cost = cost + self.cost_bbox * torch.cdist(outputs["pred_boxes"][b], boxes.to(probs.dtype), p=1)
             if len(labels):
-                giou = generalized_box_iou(cxcywh_to_xyxy(outputs["pred_boxes"][b]), cxcywh_to_xyxy(boxes.to(probs.dtype)))
+                giou = generalized_box_iou(
+                    cxcywh_to_xyxy(outputs["pred_boxes"][b]), cxcywh_to_xyxy(boxes.to(probs.dtype))
+                )
                 cost = cost - self.cost_giou * giou
             costs.append(cost.float())
         sizes = [c.shape[1] for c in costs]
