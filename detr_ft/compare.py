@@ -21,6 +21,14 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 VALID_KEYS = {"sweep", "experiment", "runs", "metric", "tracking_uri", "output"}
 
 
+def _backbone_lr(params: dict) -> str:
+    """The effective backbone rate: null in the config means 0.1 x the head's."""
+    value = params.get("train/backbone_learning_rate", "?")
+    if value == "None" and "train/learning_rate" in params:
+        return f"{0.1 * float(params['train/learning_rate']):g}"
+    return value
+
+
 def _row(client: MlflowClient, run, metric: str) -> dict:
     history = client.get_metric_history(run.info.run_id, metric)
     best = max(history, key=lambda m: m.value) if history else None
@@ -33,7 +41,7 @@ def _row(client: MlflowClient, run, metric: str) -> dict:
         "status": run.info.status,
         "strategy": run.data.tags.get("strategy", "?"),
         "lr": params.get("train/learning_rate", "?"),
-        "backbone_lr": params.get("train/backbone_learning_rate", "?"),
+        "backbone_lr": _backbone_lr(params),
         "best": best.value if best else None,
         "best_epoch": epochs.get(best.step) if best else None,
         "minutes": (end - run.info.start_time) / 60000,
