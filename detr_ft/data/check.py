@@ -1,99 +1,162 @@
 """`python -m detr_ft.data.check data=...`: validate a COCO-format dataset before training on it.
 
-Reports missing or unreadable images, boxes outside the image or with zero area, annotations of unknown
-categories, duplicate ids, images without annotations (a note: DETR trains on them) and class counts.
+Reports missing or unreadable images, image sizes that disagree with the file (EXIF rotation), boxes
+outside the image or with zero area, annotations of unknown categories, duplicate ids, splits whose
+categories differ, images without annotations (a note: DETR trains on them) and class counts.
 Exits 1 when there are errors.
 """
 
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from detr_ft.data.images import BadImageError, load_rgb
 
 MAX_LISTED = 10
+PROGRESS_EVERY = 5000  # images; decoding COCO's 118k train images takes minutes
 
 
-def check_split(
-    images_dir: Path, annotations_file: Path, read_images: bool = True
-) -> tuple[list[str], list[str], Counter]:
-    """-> (errors, notes, annotations per category name) for one split."""
-    errors, notes = [], []
+@dataclass
+class SplitReport:
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)  # annotations per category name
+    category_ids: list = field(default_factory=list)
+
+
+def _read(annotations_file: Path, report: SplitReport) -> dict | None:
+    """The file's COCO dict, or None with the reason in `report.errors`."""
     if not annotations_file.is_file():
-        return [f"annotation file {annotations_file} does not exist"], notes, Counter()
-    if not images_dir.is_dir():
-        errors.append(f"image folder {images_dir} does not exist")
+        report.errors.append(f"annotation file {annotations_file} does not exist")
+        return None
     try:
         data = json.loads(annotations_file.read_text())
     except json.JSONDecodeError as error:
-        return [f"{annotations_file} is not valid JSON: {error}"], notes, Counter()
-    images = {}
-    for image in data.get("images", []):
-        if image.get("id") in images:
-            errors.append(f"duplicate image id {image.get('id')}")
-        images[image.get("id")] = image
-    categories = {c.get("id"): c.get("name") for c in data.get("categories", [])}
-    if len(categories) != len(data.get("categories", [])):
-        errors.append("duplicate category ids")
-    seen_annotations, annotated, counts = set(), set(), Counter()
-    for annotation in data.get("annotations", []):
+        report.errors.append(f"{annotations_file} is not valid JSON: {error}")
+        return None
+    missing = [
+        key
+        for key in ("images", "annotations", "categories")
+        if not isinstance(data, dict) or not isinstance(data.get(key), list)
+    ]
+    if missing:
+        report.errors.append(
+            f"{annotations_file} has no {missing} list(s) (COCO needs images, annotations, categories)"
+        )
+        return None
+    return data
+
+
+def _check_annotations(data: dict, images: dict, categories: dict, report: SplitReport) -> set:
+    """Ids, categories and boxes of every annotation; -> the ids of the images that have one."""
+    seen, annotated = set(), set()
+    for annotation in data["annotations"]:
         where = f"annotation {annotation.get('id')} (image {annotation.get('image_id')})"
-        if annotation.get("id") in seen_annotations:
-            errors.append(f"duplicate annotation id {annotation.get('id')}")
-        seen_annotations.add(annotation.get("id"))
+        if annotation.get("id") in seen:
+            report.errors.append(f"duplicate annotation id {annotation.get('id')}")
+        seen.add(annotation.get("id"))
         if annotation.get("category_id") not in categories:
-            errors.append(f"{where}: unknown category id {annotation.get('category_id')}")
+            report.errors.append(f"{where}: unknown category id {annotation.get('category_id')}")
         image = images.get(annotation.get("image_id"))
         if image is None:
-            errors.append(f"{where}: no image with that id")
+            report.errors.append(f"{where}: no image with that id")
             continue
         annotated.add(annotation["image_id"])
-        counts[categories.get(annotation.get("category_id"), "?")] += 1
+        report.counts[categories.get(annotation.get("category_id"), "?")] += 1
         bbox = annotation.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4):
-            errors.append(f"{where}: missing or malformed bbox {bbox!r}")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
+            report.errors.append(f"{where}: missing or malformed bbox {bbox!r} (want [x, y, width, height] numbers)")
             continue
         x, y, w, h = bbox
+        width, height = image.get("width", float("inf")), image.get("height", float("inf"))
         if w <= 0 or h <= 0:
-            errors.append(f"{where}: zero-area box {bbox}")
-        elif (
-            x < 0
-            or y < 0
-            or x + w > image.get("width", float("inf")) + 1
-            or y + h > image.get("height", float("inf")) + 1
-        ):
-            errors.append(f"{where}: box {bbox} outside the {image.get('width')}x{image.get('height')} image")
-    for image_id, image in images.items():
+            report.errors.append(f"{where}: zero-area box {bbox}")
+        elif x < 0 or y < 0 or x + w > width + 1 or y + h > height + 1:  # 1 px slack for rounding
+            report.errors.append(f"{where}: box {bbox} outside the {image.get('width')}x{image.get('height')} image")
+    return annotated
+
+
+def _check_images(images_dir: Path, images: dict, report: SplitReport, read_images: bool) -> None:
+    """Every image exists, decodes, and has the size the annotation file says (as displayed)."""
+    for done, (image_id, image) in enumerate(images.items(), 1):
+        if read_images and done % PROGRESS_EVERY == 0:
+            print(f"   read {done} of {len(images)} images", file=sys.stderr, flush=True)
         path = images_dir / str(image.get("file_name"))
         if not path.is_file():
-            errors.append(f"image {image_id}: file {path} is missing")
-        elif read_images:
-            try:
-                load_rgb(path)
-            except BadImageError as error:
-                errors.append(f"image {image_id}: {error}")
-    empty = len(images) - len(annotated)
-    if empty:
-        notes.append(f"{empty} of {len(images)} images have no annotations (fine: DETR learns 'no object' from them)")
-    return errors, notes, counts
+            report.errors.append(f"image {image_id}: file {path} is missing")
+            continue
+        if not read_images:
+            continue
+        try:
+            height, width = load_rgb(path).shape[-2:]
+        except BadImageError as error:
+            report.errors.append(f"image {image_id}: {error}")
+            continue
+        said = (image.get("width"), image.get("height"))
+        if said != (width, height):
+            rotated = said == (height, width)
+            hint = " (EXIF-rotated photo? boxes must be in the displayed orientation)" if rotated else ""
+            report.errors.append(
+                f"image {image_id}: {path} is {width}x{height} as displayed but the annotation file says "
+                f"{said[0]}x{said[1]}{hint}"
+            )
 
 
-def report(splits: dict[str, tuple[Path, Path]]) -> int:
+def check_split(images_dir: Path, annotations_file: Path, read_images: bool = True) -> SplitReport:
+    """Everything that can be wrong with one split (folder of images + annotation file)."""
+    report = SplitReport()
+    if not images_dir.is_dir():
+        report.errors.append(f"image folder {images_dir} does not exist")
+    data = _read(annotations_file, report)
+    if data is None:
+        return report
+    images = {}
+    for image in data["images"]:
+        if image.get("id") in images:
+            report.errors.append(f"duplicate image id {image.get('id')}")
+        images[image.get("id")] = image
+    categories = {c.get("id"): c.get("name") for c in data["categories"]}
+    if len(categories) != len(data["categories"]):
+        report.errors.append("duplicate category ids")
+    report.category_ids = sorted(categories, key=str)
+    annotated = _check_annotations(data, images, categories, report)
+    if images_dir.is_dir():
+        _check_images(images_dir, images, report, read_images)
+    report.notes.append(f"{len(images)} images, {len(data['annotations'])} annotations, {len(categories)} categories")
+    for name in sorted(set(categories.values()) - set(report.counts), key=str):
+        report.notes.append(f"category {name!r} has no annotations in this split")
+    if len(images) > len(annotated):
+        report.notes.append(
+            f"{len(images) - len(annotated)} of {len(images)} images have no annotations "
+            "(fine: DETR learns 'no object' from them)"
+        )
+    return report
+
+
+def report(splits: dict[str, tuple[Path, Path]], read_images: bool = True) -> int:
     """Print a report for each split; return the number of errors."""
-    total = 0
+    total, first_ids = 0, None
     for split, (images_dir, annotations_file) in splits.items():
-        errors, notes, counts = check_split(images_dir, annotations_file)
+        result = check_split(images_dir, annotations_file, read_images)
+        if result.category_ids and first_ids is None:
+            first_ids = (split, result.category_ids)
+        elif result.category_ids and result.category_ids != first_ids[1]:
+            result.errors.append(
+                f"categories {result.category_ids} differ from the {first_ids[0]} split's {first_ids[1]} "
+                "(every split must share one category list)"
+            )
         print(f"== {split}: {annotations_file}")
-        print("   classes: " + (", ".join(f"{name}={n}" for name, n in sorted(counts.items())) or "none"))
-        for note in notes:
+        print("   classes: " + (", ".join(f"{name}={n}" for name, n in sorted(result.counts.items())) or "none"))
+        for note in result.notes:
             print(f"   note: {note}")
-        for error in errors[:MAX_LISTED]:
+        for error in result.errors[:MAX_LISTED]:
             print(f"   ERROR: {error}")
-        if len(errors) > MAX_LISTED:
-            print(f"   ... and {len(errors) - MAX_LISTED} more errors")
-        print(f"   {'OK' if not errors else f'{len(errors)} error(s)'}")
-        total += len(errors)
+        if len(result.errors) > MAX_LISTED:
+            print(f"   ... and {len(result.errors) - MAX_LISTED} more errors")
+        print(f"   {'OK' if not result.errors else f'{len(result.errors)} error(s)'}")
+        total += len(result.errors)
     return total
 
 

@@ -27,16 +27,20 @@ def read_annotations(path: str | Path) -> dict:
     except json.JSONDecodeError as error:
         raise ValueError(f"annotation file {path} is not valid JSON: {error}") from None
     for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise ValueError(
                 f"annotation file {path} has no '{key}' list (COCO format needs images, annotations, categories)"
             )
+    category_ids = {category.get("id") for category in data["categories"]}
     for annotation in data["annotations"]:
+        where = f"annotation file {path}: annotation id {annotation.get('id')} (image {annotation.get('image_id')})"
         bbox = annotation.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
+            raise ValueError(f"{where} has no valid 'bbox' [x, y, width, height] (got {bbox!r})")
+        if annotation.get("category_id") not in category_ids:
             raise ValueError(
-                f"annotation file {path}: annotation id {annotation.get('id')} (image {annotation.get('image_id')}) "
-                "has no valid 'bbox' [x, y, width, height]"
+                f"{where} has category_id {annotation.get('category_id')!r}, which is not among the file's "
+                f"categories {sorted(category_ids, key=str)}; run `python -m detr_ft.data.check` for a full report"
             )
     return data
 
@@ -61,12 +65,15 @@ class CocoDetection(Dataset):
         transforms,
         label_mode: str = "contiguous",
         skip_bad_images: bool = False,
+        annotations: dict | None = None,
     ):
+        """`annotations`: the file's content when the caller has already read it with read_annotations
+        (COCO's train file is 450 MB: reading it once matters)."""
         self.images_dir = Path(images_dir)
         if not self.images_dir.is_dir():
             raise FileNotFoundError(f"image folder {self.images_dir} does not exist")
         self.annotations_file = Path(annotations_file)
-        self.coco = coco_from_dict(read_annotations(self.annotations_file))
+        self.coco = coco_from_dict(annotations if annotations is not None else read_annotations(annotations_file))
         self.category_map = CategoryMap.from_coco_categories(self.coco.dataset["categories"], label_mode)
         self.image_ids = sorted(self.coco.imgs)
         self.transforms = transforms

@@ -50,8 +50,9 @@ class DetectionDataModule(pl.LightningDataModule):
         self.train_transforms = make_train_transforms(list(train_scales), max_size, crop)
         self.eval_transforms = make_eval_transforms(eval_scale, max_size)
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        categories = read_annotations(self.paths["train"][1])["categories"]
-        self.category_map = CategoryMap.from_coco_categories(categories, label_mode)
+        # Read (and validated) once here for the class count; the train dataset reuses it in setup.
+        self._train_annotations: dict | None = read_annotations(self.paths["train"][1])
+        self.category_map = CategoryMap.from_coco_categories(self._train_annotations["categories"], label_mode)
         if num_classes is not None and num_classes != self.category_map.num_classes:
             raise ValueError(
                 f"data.num_classes={num_classes} disagrees with {self.paths['train'][1]}, which defines "
@@ -72,7 +73,12 @@ class DetectionDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             images, annotations = self.paths[split]
             transforms = self.train_transforms if split == "train" else self.eval_transforms
-            dataset = CocoDetection(images, annotations, transforms, self.label_mode, self.skip_bad_images)
+            already_read = self._train_annotations if split == "train" else None
+            dataset = CocoDetection(
+                images, annotations, transforms, self.label_mode, self.skip_bad_images, already_read
+            )
+            if split == "train":
+                self._train_annotations = None  # the dataset's COCO index holds it now
             if split != "train" and dataset.category_map.category_ids != self.category_map.category_ids:
                 raise ValueError(
                     f"{annotations} has categories {dataset.category_map.category_ids} but the train file "

@@ -2,8 +2,11 @@
 plus instances JSON) to a cache folder on first use and reuses it after.
 
 Two class sets: `v1` (4 shapes, for pretraining) and `v2` (6 other shapes, for showing fine-tuning onto
-new classes). Objects vary in size (12-45% of the image side), aspect, colour and position, may
-overlap a little, and sit on gradient backgrounds with noise and clutter lines; some images are empty.
+new classes). Each image holds 1-5 objects (about 8% hold none) of 12-45% of the image side, of varied
+aspect, colour and position; objects may occlude each other a little and a few run off the image edge.
+Backgrounds are gradients, blotches or stripes with noise and clutter lines (which carry no box).
+Every box is the tight box of the object's drawn pixels inside the image, so it is exact by
+construction, and every object's colour stands out from what lies under it (no invisible labels).
 Deterministic by seed; the folder name is a hash of every setting, so settings never collide.
 """
 
@@ -20,83 +23,106 @@ from PIL import Image, ImageDraw
 
 from detr_ft.data.datamodule import DetectionDataModule
 
-GENERATOR_VERSION = 1  # bump when the drawing changes, so old caches are not reused
+GENERATOR_VERSION = 2  # bump when the drawing changes, so old caches are not reused
 CLASS_SETS = {
     "v1": ["circle", "square", "triangle", "cross"],
     "v2": ["ring", "diamond", "star", "hexagon", "frame", "arrow"],
 }
+EMPTY_FRACTION = 0.08  # images without objects: DETR learns "no object" from them too
+MIN_CONTRAST = 100.0  # RGB distance between an object and the mean colour under it
+OFF_EDGE_FRACTION = 0.15  # objects allowed to run up to 30% of their size off the image
 
 
-def _polygon(kind: str, x0: float, y0: float, w: float, h: float, rng: random.Random) -> list[tuple[float, float]]:
-    """Outline points of a polygonal shape filling the box (x0, y0, w, h)."""
-    cx, cy = x0 + w / 2, y0 + h / 2
+def _unit_outline(kind: str, rng: random.Random) -> list[tuple[float, float]]:
+    """Outline points of a polygonal shape, in any unit frame (it is stretched to fill its box after)."""
     if kind == "triangle":
-        return [(cx, y0), (x0 + w, y0 + h), (x0, y0 + h)]
+        return [(0.5, 0), (1, 1), (0, 1)]
     if kind == "diamond":
-        return [(cx, y0), (x0 + w, cy), (cx, y0 + h), (x0, cy)]
+        return [(0.5, 0), (1, 0.5), (0.5, 1), (0, 0.5)]
     if kind == "hexagon":
-        return [(cx + w / 2 * math.cos(a), cy + h / 2 * math.sin(a)) for a in (math.pi / 3 * i for i in range(6))]
-    if kind == "star":
-        points = []
-        for i in range(10):
-            radius = 1.0 if i % 2 == 0 else 0.45
-            angle = -math.pi / 2 + math.pi / 5 * i
-            points.append((cx + w / 2 * radius * math.cos(angle), cy + h / 2 * radius * math.sin(angle)))
-        return points
+        return [(math.cos(a), math.sin(a)) for a in (math.pi / 3 * i for i in range(6))]
+    if kind == "star":  # five points, the inner corners at 45% of the outer radius
+        radii = [1.0 if i % 2 == 0 else 0.45 for i in range(10)]
+        angles = [-math.pi / 2 + math.pi / 5 * i for i in range(10)]
+        return [(r * math.cos(a), r * math.sin(a)) for r, a in zip(radii, angles, strict=True)]
     if kind == "cross":
-        t = 0.32
-        xs = [x0, x0 + w * (0.5 - t / 2), x0 + w * (0.5 + t / 2), x0 + w]
-        ys = [y0, y0 + h * (0.5 - t / 2), y0 + h * (0.5 + t / 2), y0 + h]
+        lo, hi = 0.34, 0.66
         return [
-            (xs[1], ys[0]),
-            (xs[2], ys[0]),
-            (xs[2], ys[1]),
-            (xs[3], ys[1]),
-            (xs[3], ys[2]),
-            (xs[2], ys[2]),
-            (xs[2], ys[3]),
-            (xs[1], ys[3]),
-            (xs[1], ys[2]),
-            (xs[0], ys[2]),
-            (xs[0], ys[1]),
-            (xs[1], ys[1]),
+            (lo, 0),
+            (hi, 0),
+            (hi, lo),
+            (1, lo),
+            (1, hi),
+            (hi, hi),
+            (hi, 1),
+            (lo, 1),
+            (lo, hi),
+            (0, hi),
+            (0, lo),
+            (lo, lo),
         ]
     if kind == "arrow":
         points = [(0, 0.35), (0.55, 0.35), (0.55, 0), (1, 0.5), (0.55, 1), (0.55, 0.65), (0, 0.65)]
-        if rng.random() < 0.5:  # pointing left or right
-            points = [(1 - px, py) for px, py in points]
-        return [(x0 + px * w, y0 + py * h) for px, py in points]
-    raise ValueError(kind)
+        return points if rng.random() < 0.5 else [(1 - x, y) for x, y in points]  # pointing right or left
+    raise ValueError(f"unknown shape {kind!r}")
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, box: tuple[float, float, float, float], colour, rng) -> None:
+def _polygon(kind: str, box: tuple[float, float, float, float], rng: random.Random) -> list[tuple[float, float]]:
+    """The outline stretched so that its extremes touch the box (x0, y0, w, h) on all four sides."""
+    points = _unit_outline(kind, rng)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, y0, w, h = box
+    return [
+        (x0 + (x - min(xs)) / (max(xs) - min(xs)) * w, y0 + (y - min(ys)) / (max(ys) - min(ys)) * h) for x, y in points
+    ]
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, box: tuple[float, float, float, float], fill, rng) -> None:
+    x0, y0, w, h = box
+    corners = [x0, y0, x0 + w - 1, y0 + h - 1]  # PIL includes both end pixels
+    stroke = max(2, round(min(w, h) * 0.18))
     if kind == "circle":
-        draw.ellipse([x0, y0, x0 + w, y0 + h], fill=colour)
+        draw.ellipse(corners, fill=fill)
     elif kind == "ring":
-        draw.ellipse([x0, y0, x0 + w, y0 + h], outline=colour, width=max(2, round(min(w, h) * 0.18)))
+        draw.ellipse(corners, outline=fill, width=stroke)
     elif kind == "square":
-        draw.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
+        draw.rectangle(corners, fill=fill)
     elif kind == "frame":
-        draw.rectangle([x0, y0, x0 + w, y0 + h], outline=colour, width=max(2, round(min(w, h) * 0.18)))
+        draw.rectangle(corners, outline=fill, width=stroke)
     else:
-        draw.polygon(_polygon(kind, x0, y0, w, h, rng), fill=colour)
+        draw.polygon(_polygon(kind, (x0, y0, w - 1, h - 1), rng), fill=fill)
+
+
+def _random_colour(rng: random.Random) -> np.ndarray:
+    return np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
 
 
 def _background(size: int, rng: random.Random) -> Image.Image:
-    """A colour gradient with noise and a few clutter lines (not objects: they carry no box)."""
-    top = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
-    bottom = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
-    t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+    """A gradient, smooth blotches or soft stripes, plus pixel noise and a few clutter lines."""
+    kind = rng.choice(("gradient", "blotches", "stripes"))
+    grid = np.linspace(0, 1, size, dtype=np.float32)
+    if kind == "gradient":  # two colours along a random direction
+        angle = rng.uniform(0, 2 * math.pi)
+        t = math.cos(angle) * grid[None, :] + math.sin(angle) * grid[:, None]
+        t = ((t - t.min()) / (t.max() - t.min() + 1e-6))[..., None]
+        pixels = _random_colour(rng) * (1 - t) + _random_colour(rng) * t
+    elif kind == "blotches":  # a coarse random colour grid, smoothly upsampled, muted so blotches
+        cells = rng.randint(4, 8)  # read as texture rather than as unlabelled round objects
+        coarse = np.array([[_random_colour(rng) for _ in range(cells)] for _ in range(cells)], dtype=np.uint8)
+        blotches = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), dtype=np.float32)
+        strength = rng.uniform(0.25, 0.5)
+        pixels = _random_colour(rng) * (1 - strength) + blotches * strength
+    else:  # a base colour with sinusoidal stripes of another at a random angle and period
+        angle, period = rng.uniform(0, math.pi), rng.uniform(0.08, 0.3)
+        phase = (math.cos(angle) * grid[None, :] + math.sin(angle) * grid[:, None]) / period
+        t = (0.5 + 0.5 * np.sin(2 * math.pi * phase))[..., None] * rng.uniform(0.3, 0.7)
+        pixels = _random_colour(rng) * (1 - t) + _random_colour(rng) * t
     noise = np.random.default_rng(rng.randrange(2**32)).integers(-12, 13, (size, size, 3))
-    pixels = np.clip(top + (bottom - top) * t + noise, 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, mode="RGB")
+    image = Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8), mode="RGB")
     draw = ImageDraw.Draw(image)
     for _ in range(rng.randint(0, 4)):
-        colour = tuple(rng.randint(0, 255) for _ in range(3))
-        draw.line(
-            [(rng.uniform(0, size), rng.uniform(0, size)) for _ in range(2)], fill=colour, width=rng.randint(1, 2)
-        )
+        ends = [(rng.uniform(0, size), rng.uniform(0, size)) for _ in range(2)]
+        draw.line(ends, fill=tuple(int(c) for c in _random_colour(rng)), width=rng.randint(1, 2))
     return image
 
 
@@ -107,25 +133,50 @@ def _overlap(a, b) -> float:
     return ix * iy / min(a[2] * a[3], b[2] * b[3])
 
 
+def _contrasting_colour(under: np.ndarray, rng: random.Random) -> tuple[int, int, int]:
+    """A random colour at least MIN_CONTRAST from `under` (the mean colour it is drawn on), or the most
+    distant of a few tries."""
+    best, best_distance = None, -1.0
+    for _ in range(12):
+        colour = _random_colour(rng)
+        distance = float(np.linalg.norm(colour - under))
+        if distance >= MIN_CONTRAST:
+            return tuple(int(c) for c in colour)
+        if distance > best_distance:
+            best, best_distance = colour, distance
+    return tuple(int(c) for c in best)
+
+
+def _place(size: int, rng: random.Random) -> tuple[float, float, float, float]:
+    """A box (x0, y0, w, h) of 12-45% of the image side; some run partly off the image."""
+    side = rng.uniform(0.12, 0.45) * size
+    aspect = rng.uniform(0.75, 1.33)
+    w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+    off = 0.3 if rng.random() < OFF_EDGE_FRACTION else 0.0
+    return (rng.uniform(-off * w, size - (1 - off) * w), rng.uniform(-off * h, size - (1 - off) * h), w, h)
+
+
 def _make_image(size: int, classes: list[str], rng: random.Random):
-    """One image and its objects [(class index, (x0, y0, w, h))]."""
+    """One image and its objects [(class index, (x0, y0, w, h) tight box of its visible pixels)]."""
     image = _background(size, rng)
-    draw = ImageDraw.Draw(image)
     objects = []
-    count = 0 if rng.random() < 0.08 else rng.randint(1, 5)
+    count = 0 if rng.random() < EMPTY_FRACTION else rng.randint(1, 5)
     for _ in range(count * 10):  # placement attempts
         if len(objects) == count:
             break
-        side = rng.uniform(0.12, 0.45) * size
-        aspect = rng.uniform(0.75, 1.33)
-        w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
-        box = (rng.uniform(0, size - w), rng.uniform(0, size - h), w, h)
+        box = _place(size, rng)
         if any(_overlap(box, other) > 0.3 for _, other in objects):
             continue
         kind = rng.randrange(len(classes))
-        colour = tuple(rng.randint(0, 255) for _ in range(3))
-        _draw_shape(draw, classes[kind], box, colour, rng)
-        objects.append((kind, box))
+        mask = Image.new("L", (size, size))  # the object's own pixels: its exact box and what lies under it
+        _draw_shape(ImageDraw.Draw(mask), classes[kind], box, 255, rng)
+        visible = mask.getbbox()
+        if visible is None or (visible[2] - visible[0]) * (visible[3] - visible[1]) < 0.4 * box[2] * box[3]:
+            continue  # mostly off the image: not a fair object to label
+        under = np.asarray(image, dtype=np.float32)[np.asarray(mask) > 0].mean(axis=0)
+        image.paste(_contrasting_colour(under, rng), mask=mask)
+        left, top, right, bottom = visible
+        objects.append((kind, (left, top, right - left, bottom - top)))
     return image, objects
 
 
@@ -136,7 +187,7 @@ def _write_split(folder: Path, split: str, count: int, size: int, classes: list[
     for image_id in range(1, count + 1):
         image, objects = _make_image(size, classes, rng)
         name = f"{image_id:06d}.png"
-        image.save(folder / split / name)
+        image.save(folder / split / name, compress_level=1)  # fast to write; the files stay small
         images.append({"id": image_id, "file_name": name, "width": size, "height": size})
         for kind, (x0, y0, w, h) in objects:
             annotations.append(
@@ -144,8 +195,8 @@ def _write_split(folder: Path, split: str, count: int, size: int, classes: list[
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": kind + 1,
-                    "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
-                    "area": round(w * h, 2),
+                    "bbox": [x0, y0, w, h],
+                    "area": w * h,
                     "iscrowd": 0,
                 }
             )
@@ -154,6 +205,13 @@ def _write_split(folder: Path, split: str, count: int, size: int, classes: list[
     (folder / "annotations" / f"instances_{split}.json").write_text(
         json.dumps({"images": images, "annotations": annotations, "categories": categories})
     )
+
+
+def dataset_folder(cache_dir, variant, train_size, val_size, image_size, seed) -> Path:
+    """Where these settings' dataset lives: a hash of every setting, so different ones never collide."""
+    settings = json.dumps([GENERATOR_VERSION, variant, train_size, val_size, image_size, seed])
+    digest = hashlib.sha1(settings.encode()).hexdigest()[:10]
+    return Path(cache_dir).expanduser() / "synthetic" / f"{variant}-{image_size}px-{digest}"
 
 
 def ensure_dataset(
@@ -170,10 +228,12 @@ def ensure_dataset(
     """
     if variant not in CLASS_SETS:
         raise ValueError(f"data.variant must be one of {sorted(CLASS_SETS)}, got {variant!r}")
-    settings = json.dumps([GENERATOR_VERSION, variant, train_size, val_size, image_size, seed])
-    folder = (
-        Path(cache_dir).expanduser() / "synthetic" / f"{variant}-{hashlib.sha1(settings.encode()).hexdigest()[:10]}"
-    )
+    if train_size < 1 or val_size < 1 or image_size < 32:
+        raise ValueError(
+            f"synthetic data needs data.train_size >= 1, data.val_size >= 1 and data.image_size >= 32, got "
+            f"{train_size}, {val_size} and {image_size}"
+        )
+    folder = dataset_folder(cache_dir, variant, train_size, val_size, image_size, seed)
     if (folder / "annotations" / "instances_val.json").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)

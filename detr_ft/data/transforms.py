@@ -65,30 +65,38 @@ class RandomSizeCrop(v2.Transform):
         return self._call_kernel(F.crop, inpt, **params)
 
 
+def _labels_of(inputs: tuple) -> torch.Tensor:
+    """The labels that SanitizeBoundingBoxes drops with their boxes. A named function, not a lambda, so
+    the transforms pickle into DataLoader workers started by spawn (macOS, Windows)."""
+    return inputs[1]["labels"]
+
+
 def _finish() -> list:
+    """Clip boxes to the image, drop those left under 1 pixel wide or high, then normalise."""
     return [
         v2.ClampBoundingBoxes(),
-        v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=lambda inputs: inputs[1]["labels"]),
+        v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_of),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ]
 
 
-def make_train_transforms(scales: list[int], max_size: int, crop: bool = True) -> v2.Compose:
-    """The paper's augmentation; the crop stage is scaled from the largest scale (paper: resize to
-    400-600, crop 384-600, for scales up to 800)."""
+def make_train_transforms(
+    scales: list[int], max_size: int, crop: bool = True, crop_probability: float = 0.5
+) -> v2.Compose:
+    """The paper's augmentation: flip, then either the multi-scale resize or (with `crop_probability`)
+    resize + random-size crop + multi-scale resize. The crop stage is scaled from the largest scale as
+    the paper's is for 800 (resize to 400/500/600, crop 384-600), so small images get the equivalent."""
+    if not 0 <= crop_probability <= 1:
+        raise ValueError(f"crop_probability must be in [0, 1], got {crop_probability}")
     resize = RandomShorterSide(scales, max_size)
     if crop:
         top = max(scales)
         before_crop = [round(top * f) for f in (0.5, 0.625, 0.75)]
-        resize = v2.RandomChoice(
-            [
-                resize,
-                v2.Compose(
-                    [RandomShorterSide(before_crop, None), RandomSizeCrop(round(top * 0.48), round(top * 0.75)), resize]
-                ),
-            ]
+        cropped = v2.Compose(
+            [RandomShorterSide(before_crop, None), RandomSizeCrop(round(top * 0.48), round(top * 0.75)), resize]
         )
+        resize = v2.RandomChoice([resize, cropped], p=[1 - crop_probability, crop_probability])
     return v2.Compose([v2.RandomHorizontalFlip(0.5), resize, *_finish()])
 
 

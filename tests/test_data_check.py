@@ -1,0 +1,88 @@
+"""`python -m detr_ft.data.check`, run as users run it: a clean report on the built-in data, and every
+problem of a deliberately broken dataset named with exit status 1."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from detr_ft.data.check import check_split
+
+
+def _check(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "detr_ft.data.check", *overrides], capture_output=True, text=True, timeout=180
+    )
+
+
+def test_the_built_in_data_gets_a_clean_report(tmp_path):
+    sizes = ["data.train_size=12", "data.val_size=4", "data.image_size=64", f"data.cache_dir={tmp_path}"]
+    result = _check("data=synthetic_v2", *sizes)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ERROR" not in result.stdout and result.stdout.strip().endswith("dataset OK")
+    assert "== train:" in result.stdout and "== val:" in result.stdout and "star=" in result.stdout
+
+
+def _broken_dataset(folder):
+    """Train: a photo whose EXIF rotation contradicts the file's size, a truncated JPEG, a box without
+    numbers. Val: a category list that differs from train's."""
+    (folder / "images").mkdir()
+    rotated = Image.fromarray(np.full((20, 40, 3), 90, dtype=np.uint8))
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(folder / "images" / "rotated.jpg", exif=exif)  # stored 40x20, displayed 20x40
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "full.jpg")
+    data = (folder / "full.jpg").read_bytes()
+    (folder / "images" / "cut.jpg").write_bytes(data[: len(data) // 3])
+    categories = [{"id": 1, "name": "box"}, {"id": 2, "name": "unused"}]
+    train = {
+        "images": [
+            {"id": 1, "file_name": "rotated.jpg", "width": 40, "height": 20},
+            {"id": 2, "file_name": "cut.jpg", "width": 64, "height": 64},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "area": 25, "iscrowd": 0},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": ["1", 2, 3, 4], "area": 12, "iscrowd": 0},
+        ],
+        "categories": categories,
+    }
+    (folder / "train.json").write_text(json.dumps(train))
+    val = {**train, "categories": categories[:1], "annotations": train["annotations"][:1]}
+    (folder / "val.json").write_text(json.dumps(val))
+
+
+def test_a_broken_dataset_is_reported_problem_by_problem(tmp_path):
+    _broken_dataset(tmp_path)
+    images = tmp_path / "images"
+    result = _check(
+        "data=coco",
+        f"data.root={tmp_path}",
+        f"data.train_images={images}",
+        f"data.train_annotations={tmp_path / 'train.json'}",
+        f"data.val_images={images}",
+        f"data.val_annotations={tmp_path / 'val.json'}",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    for expected in (
+        "rotated.jpg is 20x40 as displayed but the annotation file says 40x20 (EXIF-rotated photo?",
+        "cut.jpg: image file is truncated",
+        "malformed bbox ['1', 2, 3, 4]",
+        "category 'unused' has no annotations in this split",
+        "categories [1] differ from the train split's [1, 2]",
+        "2 images, 2 annotations, 2 categories",
+    ):
+        assert expected in result.stdout, (expected, result.stdout)
+    assert result.stdout.strip().endswith("error(s)")
+
+
+def test_structural_problems_are_errors_not_crashes(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2, 3]")
+    (tmp_path / "partial.json").write_text(json.dumps({"images": [], "categories": []}))
+    assert (
+        "no ['images', 'annotations', 'categories'] list(s)" in check_split(tmp_path, tmp_path / "list.json").errors[0]
+    )
+    assert "no ['annotations'] list(s)" in check_split(tmp_path, tmp_path / "partial.json").errors[0]
+    assert "does not exist" in check_split(tmp_path / "nowhere", tmp_path / "list.json").errors[0]
+    assert "annotation file" in check_split(tmp_path, tmp_path / "absent.json").errors[0]
