@@ -23,10 +23,13 @@ test: install ## run the test suite
 run: install ## the main job: fine-tune the shipped checkpoint on the built-in data
 	$(PY) -m detr_ft experiment=quickstart $(ARGS)
 
-pretrain: install ## reproduce detr_ft/assets/synthetic_pretrained.ckpt (prints how long it took)
+pretrain: install ## reproduce detr_ft/assets/synthetic_pretrained.ckpt: backbone, then DETR (prints how long it took)
 	@start=$$(date +%s); dir=outputs/pretrain_synthetic/$$(date +%Y%m%d-%H%M%S); \
-	$(PY) -m detr_ft experiment=pretrain_synthetic hydra.run.dir=$$dir $(ARGS) && \
-	$(PY) -m detr_ft.export checkpoint=$$dir/checkpoints/last.ckpt output=detr_ft/assets/synthetic_pretrained.ckpt overwrite=true && \
+	$(PY) -m detr_ft.pretrain_backbone data=synthetic output=$$dir/backbone.pt hydra.run.dir=$$dir/backbone && \
+	$(PY) -m detr_ft experiment=pretrain_synthetic model.backbone.weights=$$dir/backbone.pt \
+		hydra.run.dir=$$dir/detr $(ARGS) && \
+	$(PY) -m detr_ft.export checkpoint=$$dir/detr/checkpoints/last.ckpt \
+		output=detr_ft/assets/synthetic_pretrained.ckpt overwrite=true && \
 	echo "make pretrain took $$(( $$(date +%s) - start )) s"
 
 bench: install ## speed and memory benchmarks (prints figures)

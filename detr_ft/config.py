@@ -79,6 +79,25 @@ class DetrFtConfig:
     trainer: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class BackbonePretrainingConfig:
+    """conf/pretrain_backbone.yaml: `python -m detr_ft.pretrain_backbone` (model and data as above)."""
+
+    epochs: int = 4
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    background_weight: float = 0.3
+    core_fraction: float = 0.7
+    num_workers: int = 1
+    seed: int = 0
+    output: str = MISSING
+    overwrite: bool = False
+    model: Any = MISSING
+    criterion: Any = MISSING
+    data: Any = MISSING
+
+
 def _asset(name: str) -> str:
     return str(ASSETS_DIR / name)
 
@@ -86,6 +105,7 @@ def _asset(name: str) -> str:
 def register() -> None:
     """Register the schema and the `${asset:NAME}` resolver (a file shipped in detr_ft/assets)."""
     ConfigStore.instance().store(name="detr_ft_schema", node=DetrFtConfig)
+    ConfigStore.instance().store(name="pretrain_backbone_schema", node=BackbonePretrainingConfig)
     if not OmegaConf.has_resolver("asset"):
         OmegaConf.register_new_resolver("asset", _asset)
 

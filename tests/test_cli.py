@@ -3,6 +3,8 @@ COCO metrics and an MLflow run with params, metrics and the prediction picture."
 
 import itertools
 import re
+import subprocess
+import sys
 
 import mlflow
 import pytest
@@ -115,3 +117,49 @@ def test_train_loss_monitor_gives_the_guides_checkpoint_name(tiny_cfg):
     summary = train(tiny_cfg("train.monitor=train_loss"))
     name = summary.best_checkpoint.rsplit("/", 1)[-1]
     assert re.fullmatch(r"best_epoch=0-step=\d+-train_loss=\d+\.\d{4}\.ckpt", name), name
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_carries_its_configs_and_runs_from_any_folder(tmp_path):
+    """Built and installed as users get it (not the source checkout): configs come from detr_ft/conf."""
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            tmp_path / "wheel",
+            REPO,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    site = tmp_path / "site"
+    wheel = next((tmp_path / "wheel").glob("detr_ft-*.whl"))
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, wheel],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # The wheel's folder goes first on sys.path, so its copy is imported, not the checkout's (-I: no cwd).
+    code = "import sys, runpy; sys.path.insert(0, sys.argv.pop(1)); runpy.run_module('detr_ft', run_name='__main__')"
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(site), "--cfg", "job", "--resolve", "experiment=quickstart"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "name: progressive" in result.stdout
+    assert str(site / "detr_ft" / "assets" / "synthetic_pretrained.ckpt") in result.stdout
