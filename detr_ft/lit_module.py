@@ -123,7 +123,8 @@ class DetrLitModule(pl.LightningModule):
             return
         metrics = self.evaluator.compute(self.val_coco)  # gathers every rank's results first
         for name, value in metrics.items():
-            self.log(f"val/{name}", value, on_epoch=True, sync_dist=False, rank_zero_only=False)
+            shown = name in ("mAP", "mAP50")  # in the progress bar beside the loss
+            self.log(f"val/{name}", value, on_epoch=True, sync_dist=False, rank_zero_only=False, prog_bar=shown)
         self.last_val_metrics = metrics
         if self.best_val_map is None or metrics["mAP"] > self.best_val_map:
             self.best_val_map, self.best_val_epoch = metrics["mAP"], self.current_epoch
