@@ -163,3 +163,15 @@ def test_the_installed_wheel_carries_its_configs_and_runs_from_any_folder(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert "name: progressive" in result.stdout
     assert str(site / "detr_ft" / "assets" / "synthetic_pretrained.ckpt") in result.stdout
+
+
+def test_a_config_file_of_ones_own_extends_the_built_in_one(tmp_path):
+    """The fine-tuning guide's `--config`: a user's file elsewhere, building on `config`."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "frozen_short.yaml").write_text(
+        "defaults:\n  - config\n  - override finetune_strategy: frozen\n  - _self_\ntrain:\n  epochs: 3\n"
+    )
+    args = ["-m", "detr_ft", "--config-dir", str(tmp_path / "mine"), "--config-name", "frozen_short", "--cfg", "job"]
+    result = run_cli(args, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "epochs: 3" in result.stdout and "name: frozen" in result.stdout
