@@ -77,6 +77,17 @@ class UnfreezePlan:
         return "backbone frozen at start; " + ", ".join(parts)
 
 
+def preset_overrides(train_cfg, preset) -> list[str]:
+    """Warnings for `train.*` values that differ from the chosen finetune_strategy preset's: they win, so
+    `finetune_strategy=frozen train.unfreeze_backbone_at_epoch=2` trains like progressive while its runs
+    are tagged frozen (a strategy sweep whose experiment sets the epoch for all of them does this)."""
+    return [
+        f"train.{key}={train_cfg[key]} overrides the {preset.name} preset's {key}={preset[key]}"
+        for key in ("freeze_backbone", "unfreeze_backbone_at_epoch")
+        if train_cfg[key] != preset[key]
+    ]
+
+
 class BackboneUnfreezing(pl.Callback):
     """At each epoch start, asks the model to freeze/unfreeze its backbone stages as the plan says.
 

@@ -21,7 +21,8 @@ class RunSummary:
     class_head: str | None = None  # "loaded" | "re-initialised" when weights came from train.checkpoint_path
 
     @classmethod
-    def from_training(cls, trainer: pl.Trainer, module, checkpoints, logger, logger_cfg) -> "RunSummary":
+    def from_training(cls, trainer: pl.Trainer, module, checkpoints, last, logger, logger_cfg) -> "RunSummary":
+        """checkpoints: the best-file ModelCheckpoint; last: the one that writes last.ckpt."""
         best = checkpoints.best_model_score
         epoch = _epoch_of(checkpoints.best_model_path)
         return cls(
@@ -32,7 +33,7 @@ class RunSummary:
             best_val_map50=module.best_val_map50,
             final_val_metrics=dict(module.last_val_metrics),
             best_checkpoint=checkpoints.best_model_path,
-            last_checkpoint=checkpoints.last_model_path,
+            last_checkpoint=last.best_model_path,  # its "best" is simply its newest
             run_dir=str(trainer.default_root_dir),
             mlflow_run_id=logger.run_id if logger is not None else None,
             tracking_uri=logger_cfg.tracking_uri if logger is not None else None,

@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from detr_ft import tracking
 from detr_ft.config import check_train_values, check_trainer_keys, config_dir
-from detr_ft.finetuning import BackboneUnfreezing, UnfreezePlan
+from detr_ft.finetuning import BackboneUnfreezing, UnfreezePlan, preset_overrides
 from detr_ft.initial_weights import check_resume_checkpoint, load_initial_weights, resolve_checkpoint_path
 from detr_ft.lit_module import DetrLitModule
 from detr_ft.lr_schedule import LearningRateSchedule
@@ -38,19 +38,30 @@ def _run_context(cfg: DictConfig) -> tuple[Path, str, str | None]:
     return run_dir, name, sweep
 
 
-def _checkpoint_callback(run_dir: Path, monitor: str) -> ModelCheckpoint:
-    """best_epoch=E-step=S-<metric>=V.ckpt (val/mAP is written val_mAP: no '/' in file names) + last.ckpt."""
-    is_loss = "loss" in monitor
-    return ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
+def _checkpoint_callbacks(run_dir: Path, monitor: str) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """best_epoch=E-step=S-<metric>=V.ckpt (val/mAP is written val_mAP: no '/' in file names) and last.ckpt.
+
+    last.ckpt has a callback of its own: Lightning's `save_last=True` rewrites it only in epochs where the
+    best file changes, so it would hold the best epoch rather than the last, and a resume would go back.
+    """
+    folder, on_train_epoch_end = run_dir / "checkpoints", monitor.startswith("train") or None
+    best = ModelCheckpoint(
+        dirpath=folder,
         filename=f"best_epoch={{epoch}}-step={{step}}-{monitor.replace('/', '_')}={{{monitor}:.4f}}",
         auto_insert_metric_name=False,
         monitor=monitor,
-        mode="min" if is_loss else "max",
+        mode="min" if "loss" in monitor else "max",
         save_top_k=1,
-        save_last=True,
-        save_on_train_epoch_end=monitor.startswith("train") or None,
+        save_on_train_epoch_end=on_train_epoch_end,
     )
+    last = ModelCheckpoint(  # no monitor + top 1 = the newest epoch, always under the same name
+        dirpath=folder,
+        filename="last",
+        save_top_k=1,
+        enable_version_counter=False,
+        save_on_train_epoch_end=on_train_epoch_end,
+    )
+    return best, last
 
 
 def _refuse_to_overwrite_checkpoints(run_dir: Path, resuming: bool) -> None:
@@ -121,7 +132,7 @@ def _train(cfg: DictConfig, run_dir: Path, logger, callbacks: list[pl.Callback])
         train_cfg.unfreeze_backbone_at_epoch,
         OmegaConf.to_container(train_cfg.unfreeze_schedule) if train_cfg.unfreeze_schedule else None,
     )
-    for warning in plan.warnings(train_cfg.epochs):
+    for warning in preset_overrides(train_cfg, cfg.finetune_strategy) + plan.warnings(train_cfg.epochs):
         log.warning(warning)
     log.info("fine-tuning strategy %s: %s", cfg.finetune_strategy.name, plan.describe())
     late_tags["schedule"] = plan.describe()
@@ -145,7 +156,7 @@ def _train(cfg: DictConfig, run_dir: Path, logger, callbacks: list[pl.Callback])
         run_dir=str(run_dir),
         val_coco=datamodule.val_dataset.coco,
     )
-    checkpoints = _checkpoint_callback(run_dir, train_cfg.monitor)
+    checkpoints, last_checkpoint = _checkpoint_callbacks(run_dir, train_cfg.monitor)
     trainer = pl.Trainer(
         **OmegaConf.to_container(cfg.trainer),
         max_epochs=train_cfg.epochs,
@@ -155,6 +166,7 @@ def _train(cfg: DictConfig, run_dir: Path, logger, callbacks: list[pl.Callback])
         callbacks=[
             BackboneUnfreezing(plan),
             checkpoints,
+            last_checkpoint,  # after the best one, so last.ckpt holds its up-to-date state for a resume
             TQDMProgressBar(refresh_rate=10),
             tracking.PredictionPictureLogger(run_dir),
             *callbacks,
@@ -163,7 +175,7 @@ def _train(cfg: DictConfig, run_dir: Path, logger, callbacks: list[pl.Callback])
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
 
-    summary = RunSummary.from_training(trainer, module, checkpoints, logger, cfg.logger)
+    summary = RunSummary.from_training(trainer, module, checkpoints, last_checkpoint, logger, cfg.logger)
     summary.class_head = late_tags.get("class_head")
     (run_dir / "config.yaml").write_text(module.config_yaml)
     uploads = [run_dir / "config.yaml", run_dir / "val_detections_best.json"]

@@ -175,3 +175,17 @@ def test_a_config_file_of_ones_own_extends_the_built_in_one(tmp_path):
     result = run_cli(args, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "epochs: 3" in result.stdout and "name: frozen" in result.stdout
+
+
+def test_last_ckpt_holds_the_final_epoch_when_the_best_is_earlier(tiny_cfg):
+    """With nothing learning (rate 0) the metric never improves after epoch 0: the best file stays at
+    epoch 0 while last.ckpt must still follow every epoch, or a resume would go back in time."""
+    import torch
+
+    from detr_ft.train import train
+
+    summary = train(tiny_cfg("train.epochs=3", "train.learning_rate=0", "train.backbone_learning_rate=0"))
+    assert "best_epoch=0-" in summary.best_checkpoint
+    last = torch.load(summary.last_checkpoint, weights_only=True)
+    assert summary.last_checkpoint.endswith("checkpoints/last.ckpt")
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 4  # 16 images / batch 4 per epoch

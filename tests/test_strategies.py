@@ -117,7 +117,13 @@ def test_resume_of_a_progressive_run_matches_the_uninterrupted_schedule(tiny_cfg
 
     first = tiny_cfg(*common, f"train.epochs={interrupt_after_epochs}")
     first_summary = train(first)
-    resumed = FinalState()
+    resumed, start = FinalState(), StartEpoch()
     second = tiny_cfg(*common, "train.epochs=4", f"train.resume_from={first_summary.last_checkpoint}")
-    train(second, callbacks=[resumed])
+    train(second, callbacks=[resumed, start])
+    assert start.epoch == interrupt_after_epochs, "the resume must continue after the last finished epoch"
     assert resumed.state == straight.state
+
+
+class StartEpoch(pl.Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.epoch = trainer.current_epoch

@@ -50,3 +50,17 @@ def test_describe():
     assert UnfreezePlan(STAGES, True, -1).describe() == "backbone frozen throughout"
     assert UnfreezePlan(STAGES, False, -1).describe() == "backbone trained from epoch 0"
     assert "layer4 from epoch 5" in UnfreezePlan(STAGES, True, 5).describe()
+
+
+def test_train_values_that_override_the_chosen_preset_are_named():
+    from omegaconf import OmegaConf
+
+    from detr_ft.finetuning import preset_overrides
+
+    frozen = OmegaConf.create({"name": "frozen", "freeze_backbone": True, "unfreeze_backbone_at_epoch": -1})
+    as_preset = OmegaConf.create({"freeze_backbone": True, "unfreeze_backbone_at_epoch": -1})
+    assert preset_overrides(as_preset, frozen) == []
+    changed = OmegaConf.create({"freeze_backbone": True, "unfreeze_backbone_at_epoch": 2})
+    assert preset_overrides(changed, frozen) == [
+        "train.unfreeze_backbone_at_epoch=2 overrides the frozen preset's unfreeze_backbone_at_epoch=-1"
+    ]
