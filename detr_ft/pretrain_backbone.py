@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from detr_ft.config import config_dir
-from detr_ft.model.backbone import STAGES
+from detr_ft.model.backbone import stages_through
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ def _epoch(model, loader, optimizer, cfg, num_classes, device) -> dict[str, floa
     model.train(optimizer is not None)
     weight = torch.ones(num_classes + 1, device=device)
     weight[num_classes] = cfg.background_weight  # most cells are background
-    totals = torch.zeros(4)  # loss x cells, cells, correct cells, correct object cells
-    object_cells = 0
+    totals = torch.zeros(5)  # loss x cells, cells, correct cells, object cells, correct object cells
     for images, mask, targets in loader:
         images, mask = images.to(device), mask.to(device)
         with torch.set_grad_enabled(optimizer is not None):
@@ -86,28 +85,20 @@ def _epoch(model, loader, optimizer, cfg, num_classes, device) -> dict[str, floa
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        predicted = logits.argmax(1)
-        is_object = classes != num_classes
-        totals += torch.tensor(
-            [
-                loss.item() * classes.numel(),
-                classes.numel(),
-                (predicted == classes).sum().item(),
-                (predicted == classes)[is_object].sum().item(),
-            ]
-        )
-        object_cells += int(is_object.sum())
+        correct, is_object = logits.argmax(1) == classes, classes != num_classes
+        cells = classes.numel()
+        totals += torch.tensor([loss.item() * cells, cells, correct.sum(), is_object.sum(), correct[is_object].sum()])
     return {
         "loss": float(totals[0] / totals[1]),
         "cell_accuracy": float(totals[2] / totals[1]),
-        "object_cell_accuracy": float(totals[3] / max(object_cells, 1)),
+        "object_cell_accuracy": float(totals[4] / max(totals[3], 1)),
     }
 
 
 def backbone_state_dict(backbone: nn.Module) -> dict[str, torch.Tensor]:
     """torchvision ResNet key names (`conv1.weight`, `layer1.0.bn1.running_mean`, ...), as
     `model.backbone.weights=PATH` expects."""
-    return {key: value.detach().cpu().clone() for key, value in backbone.body.state_dict().items()}
+    return {key: value.cpu() for key, value in backbone.body.state_dict().items()}
 
 
 def pretrain_backbone(cfg: DictConfig) -> Path:
@@ -121,8 +112,7 @@ def pretrain_backbone(cfg: DictConfig) -> Path:
     datamodule.setup("fit")
     # Every stage trains, with ordinary BatchNorm: a random backbone trains poorly without normalisation;
     # the statistics it learns are frozen later, as DETR freezes ImageNet's.
-    last_stage = cfg.model.backbone.get("last_stage", "layer4")
-    every_stage = list(STAGES[: STAGES.index(last_stage) + 1])
+    every_stage = list(stages_through(cfg.model.backbone.last_stage))
     backbone = instantiate(cfg.model.backbone, norm="batch", trainable_stages=every_stage)
     model = CellClassifier(backbone, datamodule.num_classes).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

@@ -53,17 +53,48 @@ def _broken_dataset(folder):
     (folder / "val.json").write_text(json.dumps(val))
 
 
+def _check_coco(images, train_annotations, val_annotations) -> subprocess.CompletedProcess:
+    return _check(
+        "data=coco",
+        f"data.root={images.parent}",
+        f"data.train_images={images}",
+        f"data.train_annotations={train_annotations}",
+        f"data.val_images={images}",
+        f"data.val_annotations={val_annotations}",
+    )
+
+
+def test_box_category_id_and_file_problems_are_reported(tmp_path):
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (40, 30), 128).save(tmp_path / "images" / "a.png")
+    data = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+            {"id": 2, "file_name": "missing.png", "width": 10, "height": 10},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 5, "bbox": [30, 20, 30, 30], "area": 900, "iscrowd": 0},
+            {"id": 1, "image_id": 1, "category_id": 99, "bbox": [1, 1, 0, 5], "area": 0, "iscrowd": 0},
+        ],
+        "categories": [{"id": 5, "name": "thing"}],
+    }
+    (tmp_path / "instances.json").write_text(json.dumps(data))
+    result = _check_coco(tmp_path / "images", tmp_path / "instances.json", tmp_path / "instances.json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    for expected in (
+        "outside the 40x30 image",
+        "unknown category id 99",
+        "zero-area box",
+        "duplicate annotation id 1",
+        "missing.png is missing",
+        "1 of 2 images have no annotations",
+    ):
+        assert expected in result.stdout, expected
+
+
 def test_a_broken_dataset_is_reported_problem_by_problem(tmp_path):
     _broken_dataset(tmp_path)
-    images = tmp_path / "images"
-    result = _check(
-        "data=coco",
-        f"data.root={tmp_path}",
-        f"data.train_images={images}",
-        f"data.train_annotations={tmp_path / 'train.json'}",
-        f"data.val_images={images}",
-        f"data.val_annotations={tmp_path / 'val.json'}",
-    )
+    result = _check_coco(tmp_path / "images", tmp_path / "train.json", tmp_path / "val.json")
     assert result.returncode == 1, result.stdout + result.stderr
     for expected in (
         "rotated.jpg is 20x40 as displayed but the annotation file says 40x20 (EXIF-rotated photo?",

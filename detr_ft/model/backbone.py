@@ -26,6 +26,11 @@ _DEPTHS = {
 }
 
 
+def stages_through(last_stage: str) -> tuple[str, ...]:
+    """The stages a backbone cut after `last_stage` has, stem first."""
+    return STAGES[: STAGES.index(last_stage) + 1]
+
+
 class Backbone(nn.Module):
     """ResNet feature extractor.
 
@@ -62,7 +67,7 @@ class Backbone(nn.Module):
             raise ValueError(f"model.backbone.name must be one of {sorted(_DEPTHS)}, got {name!r}")
         if last_stage not in ("layer3", "layer4"):
             raise ValueError(f"model.backbone.last_stage must be layer3 or layer4, got {last_stage!r}")
-        self.stages = STAGES[: STAGES.index(last_stage) + 1]
+        self.stages = stages_through(last_stage)
         unknown = sorted(set(trainable_stages) - set(self.stages))
         if unknown:
             raise ValueError(f"model.backbone.trainable_stages has {unknown}; valid stages are {list(self.stages)}")
