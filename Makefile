@@ -12,7 +12,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,test]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install detr_ft with dev tools (skipped when up to date)
@@ -43,6 +43,9 @@ sweep: install ## a small CPU sweep (3 strategies) on synthetic data, then the c
 	$(PY) -m detr_ft --multirun experiment=compare_strategies $(ARGS)
 	$(PY) -m detr_ft.compare
 
+mutate: install ## break chosen lines of the recipe on purpose and report which breaks the tests miss
+	$(PY) -m tools.mutate $(ARGS)
+
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
@@ -50,4 +53,4 @@ clean: ## remove run outputs and caches (keeps .venv and mlflow.db)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: help install test run pretrain bench ui sweep lint clean
+.PHONY: help install test run pretrain bench ui sweep mutate lint clean

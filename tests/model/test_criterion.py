@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from tests.model_helpers import criterion
+from tests.model.helpers import criterion
 
 
 def _perfect_outputs(target, queries=4, classes=3):

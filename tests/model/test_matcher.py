@@ -6,7 +6,7 @@ import torch
 
 from detr_ft.model import HungarianMatcher
 from detr_ft.model.boxes import cxcywh_to_xyxy, generalized_box_iou
-from tests.model_helpers import random_targets
+from tests.model.helpers import random_targets
 
 
 def _outputs(batch: int, queries: int, classes: int, seed: int) -> dict:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from detr_ft.model.checkpoints import CheckpointError, load_weights
-from tests.model_helpers import tiny_detr
+from tests.model.helpers import tiny_detr
 
 
 def _official_layout(state: dict) -> dict:

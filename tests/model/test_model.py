@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.model_helpers import criterion, random_targets, tiny_detr
+from tests.model.helpers import criterion, random_targets, tiny_detr
 
 
 def test_output_shapes_and_box_range():
