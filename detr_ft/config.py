@@ -33,7 +33,9 @@ class TrainConfig:
     freeze_backbone: bool = True  # the backbone's state at the start
     unfreeze_backbone_at_epoch: int = -1  # N >= 0: unfreeze at the start of epoch N; -1: never
     # Gradual unfreezing, last stage first, e.g. {layer4: 3, layer3: 5, layer2: 7}; replaces the key above.
-    unfreeze_schedule: dict[str, int] | None = None
+    # Typed Any: a dict given on the command line (train.unfreeze_schedule={layer4: 3}) cannot replace a typed
+    # Optional[Dict] null, nor add keys to an empty typed dict (OmegaConf); UnfreezePlan checks the values.
+    unfreeze_schedule: Any = None
     unfreeze_warmup_steps: int = 200  # linear warm-up of a stage's learning rate after it unfreezes
     epochs: int = 20
     batch_size: int = 16

@@ -26,7 +26,12 @@ class UnfreezePlan:
         self.stages = list(stages)
         self.freeze_backbone = freeze_backbone
         self.unfreeze_backbone_at_epoch = unfreeze_backbone_at_epoch
+        if unfreeze_schedule is not None and not isinstance(unfreeze_schedule, dict):
+            raise ValueError(f"train.unfreeze_schedule must be a mapping {{stage: epoch}}, got {unfreeze_schedule!r}")
         self.unfreeze_schedule = dict(unfreeze_schedule or {})
+        not_epochs = {s: e for s, e in self.unfreeze_schedule.items() if not isinstance(e, int) or isinstance(e, bool)}
+        if not_epochs:
+            raise ValueError(f"train.unfreeze_schedule epochs must be integers, got {not_epochs}")
         unknown = sorted(set(self.unfreeze_schedule) - set(self.stages))
         if unknown:
             raise ValueError(

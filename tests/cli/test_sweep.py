@@ -38,9 +38,10 @@ def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp
     assert len({r.data.tags["sweep"] for r in runs}) == 1
     combos = {(r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
     assert combos == {("0.0001", "frozen"), ("0.0001", "full"), ("0.0005", "frozen"), ("0.0005", "full")}
-    assert {r.info.run_name for r in runs} >= {"lr0.0001-frozen", "lr0.0005-full"} or len(
-        {r.info.run_name for r in runs}
-    ) == 4
+    names = {r.info.run_name: (r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
+    assert len(names) == 4, "every job of the sweep needs its own name"
+    for name, (lr, strategy) in names.items():  # each name says what its job swept
+        assert f"lr{float(lr):g}" in name and strategy in name, (name, lr, strategy)
 
     rows, plot = compare(sweep=runs[0].data.tags["sweep"], tracking_uri=tracking_uri, output=str(tmp_path / "cmp"))
     values = [row["best"] for row in rows if row.get("best") is not None]

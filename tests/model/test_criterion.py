@@ -2,8 +2,10 @@
 
 import math
 
+import pytest
 import torch
 
+from detr_ft.model import HungarianMatcher, SetCriterion
 from tests.model.helpers import criterion
 
 
@@ -33,6 +35,25 @@ def test_empty_targets_leave_only_the_no_object_term():
     assert losses["loss_bbox"].item() == 0 and losses["loss_giou"].item() == 0
     assert math.isclose(losses["loss_ce"].item(), math.log(4), rel_tol=1e-5)
     assert math.isclose(losses["loss"].item(), math.log(4), rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("eos_coef", [0.1, 0.5, 1.0])
+def test_eos_coef_weights_the_no_object_queries_as_the_paper_says(eos_coef):
+    """One object, matched to query 0; queries 1-3 are "no object". The classification loss is the
+    weighted mean: (1 * CE_0 + eos * (CE_1 + CE_2 + CE_3)) / (1 + 3 * eos), computed here by hand."""
+    torch.manual_seed(0)
+    logits = torch.randn(1, 4, 4)
+    boxes = torch.tensor([[[0.3, 0.3, 0.2, 0.2], [0.7, 0.7, 0.2, 0.2], [0.5, 0.5, 0.1, 0.1], [0.2, 0.8, 0.1, 0.1]]])
+    target = {"labels": torch.tensor([2]), "boxes": boxes[0, :1].clone()}
+    losses = SetCriterion(3, HungarianMatcher(0, 5, 2), eos_coef=eos_coef)(
+        {"pred_logits": logits, "pred_boxes": boxes}, [target]
+    )
+    log_p = logits[0].log_softmax(-1)
+    per_query = -torch.stack([log_p[0, 2], log_p[1, 3], log_p[2, 3], log_p[3, 3]])
+    weights = torch.tensor([1.0, eos_coef, eos_coef, eos_coef])
+    expected = (weights * per_query).sum() / weights.sum()
+    assert losses["loss_ce"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert losses["loss_bbox"].item() < 1e-6  # query 0 sits exactly on the object: the matcher chose it
 
 
 def test_weighted_total_counts_auxiliary_layers_alike():

@@ -42,11 +42,48 @@ def test_checkpoint_of_another_architecture_fails_naming_the_path(tiny_cfg):
         train(tiny_cfg("model.transformer.d_model=48", f"train.checkpoint_path={tiny.last_checkpoint}"))
 
 
-def test_a_run_folder_with_checkpoints_is_never_overwritten(tiny_cfg):
-    first = train(tiny_cfg())
-    from pathlib import Path
+def test_make_runs_default_start_is_the_shipped_asset():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
-    from detr_ft.train import _refuse_to_overwrite_checkpoints
+    from detr_ft.config import ASSETS_DIR, config_dir
 
-    with pytest.raises(FileExistsError, match="resume_from"):
-        _refuse_to_overwrite_checkpoints(Path(first.run_dir), resuming=False)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        for overrides in ([], ["experiment=quickstart"]):
+            cfg = compose("config", overrides=overrides)
+            assert cfg.train.checkpoint_path == str(ASSETS_DIR / "synthetic_pretrained.ckpt")
+            assert cfg.model.backbone.name == "resnet18" and cfg.model.num_queries == 20  # detr_small, the asset's
+    GlobalHydra.instance().clear()
+
+
+def test_a_fine_tune_from_the_shipped_asset_starts_from_its_weights_with_a_new_class_head(tiny_cfg):
+    """Everything but the class head equals the asset's (stored in fp16); the 6-class head is new: none of
+    its rows is one of the asset's 4-class rows, and its values are those of a fresh nn.Linear."""
+    from detr_ft.config import ASSETS_DIR
+    from tests.training.recorders import InitialState
+
+    asset_path = ASSETS_DIR / "synthetic_pretrained.ckpt"
+    saved = torch.load(asset_path, weights_only=True)["state_dict"]
+    # The asset's backbone was pretrained with trainable BatchNorm: its step counters mean nothing to frozen norms.
+    asset = {k.removeprefix("model."): v for k, v in saved.items() if not k.endswith("num_batches_tracked")}
+    state = InitialState()
+    cfg = tiny_cfg(
+        "model=detr_small",
+        "data=synthetic_v2",
+        f"train.checkpoint_path={asset_path}",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+    )
+    summary = train(cfg, callbacks=[state])
+    assert summary.class_head == "re-initialised"
+    head = ("class_head.weight", "class_head.bias")
+    assert set(state.state) == set(asset)
+    for key in set(asset) - set(head):
+        assert torch.equal(state.state[key], asset[key].to(state.state[key].dtype)), key
+    new, old = state.state["class_head.weight"], asset["class_head.weight"].float()
+    assert new.shape == (7, old.shape[1]) and old.shape[0] == 5  # 6 (resp. 4) classes + no object
+    assert not any(torch.allclose(row, old_row, atol=1e-3) for row in new for old_row in old)
+    bound = 1 / old.shape[1] ** 0.5  # nn.Linear's initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert new.abs().max() <= bound and state.state["class_head.bias"].abs().max() <= bound
+    assert old.abs().max() > bound, "the asset's trained head must be told apart from a fresh one"

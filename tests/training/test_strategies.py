@@ -127,3 +127,12 @@ def test_resume_of_a_progressive_run_matches_the_uninterrupted_schedule(tiny_cfg
 class StartEpoch(pl.Callback):
     def on_train_start(self, trainer, pl_module):
         self.epoch = trainer.current_epoch
+
+
+def test_a_gradual_unfreeze_schedule_trains_stage_by_stage(tiny_cfg):
+    """`train.unfreeze_schedule={layer3: 1, layer2: 2}`: layer3 from epoch 1, layer2 from epoch 2."""
+    cfg = tiny_cfg("finetune_strategy=progressive", "train.epochs=3", "train.unfreeze_schedule={layer3: 1, layer2: 2}")
+    recorder, holder = ParameterChanges(), ModuleHolder()
+    train(cfg, callbacks=[recorder, holder])
+    trained = [sorted(set(_split(changed, holder.module.model)) - {"head"}) for changed in recorder.changed_per_epoch]
+    assert trained == [[], ["layer3"], ["layer2", "layer3"]]

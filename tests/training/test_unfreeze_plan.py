@@ -64,3 +64,9 @@ def test_train_values_that_override_the_chosen_preset_are_named():
     assert preset_overrides(changed, frozen) == [
         "train.unfreeze_backbone_at_epoch=2 overrides the frozen preset's unfreeze_backbone_at_epoch=-1"
     ]
+
+
+@pytest.mark.parametrize("schedule, message", [([3], "mapping"), ({"layer4": "soon"}, "integers")])
+def test_a_schedule_that_is_not_stage_to_epoch_is_refused(schedule, message):
+    with pytest.raises(ValueError, match=message):
+        UnfreezePlan(STAGES, True, -1, schedule)

@@ -1,0 +1,149 @@
+"""The recipe a user configures reaches training: every key is proved through `train(cfg)` on the tiny
+model by what the optimizer, the loss and the checkpoints really saw (numbers, not just "it ran")."""
+
+import math
+import re
+
+import pytest
+import torch
+
+from detr_ft.config import ASSETS_DIR
+from detr_ft.train import main, train
+from tests.conftest import compose_config
+from tests.training.recorders import EpochMetrics, GradientNorms, LearningRates, OutputDtypes
+
+STEPS_PER_EPOCH = 4  # 16 tiny training images / batch 4
+BACKBONE_GROUPS = ("layer2", "layer3")  # detr_tiny's trainable stages
+ASSET = ASSETS_DIR / "synthetic_pretrained.ckpt"
+
+
+def test_backbone_learning_rate_defaults_to_a_tenth_of_the_head_rate(tiny_cfg):
+    rates = LearningRates()
+    train(tiny_cfg("finetune_strategy=full", "train.learning_rate=1e-3"), callbacks=[rates])
+    assert len(rates.steps) == STEPS_PER_EPOCH
+    for step in rates.steps:
+        assert step["head"] == pytest.approx(1e-3, rel=1e-12)
+        for stage in BACKBONE_GROUPS:
+            assert step[stage] == pytest.approx(1e-4, rel=1e-12)
+
+
+def test_an_explicit_backbone_learning_rate_is_used(tiny_cfg):
+    rates = LearningRates()
+    cfg = tiny_cfg("finetune_strategy=full", "train.learning_rate=1e-3", "train.backbone_learning_rate=3e-5")
+    train(cfg, callbacks=[rates])
+    assert [step["layer3"] for step in rates.steps] == pytest.approx([3e-5] * STEPS_PER_EPOCH, rel=1e-12)
+
+
+def test_warmup_steps_and_lr_drops_reach_the_optimizer(tiny_cfg):
+    rates = LearningRates()
+    cfg = tiny_cfg(
+        "finetune_strategy=full",
+        "train.epochs=3",
+        "train.learning_rate=1e-3",
+        "train.warmup_steps=4",
+        "train.lr_drop_epochs=[1,2]",
+        "train.lr_drop_factor=0.5",
+    )
+    train(cfg, callbacks=[rates])
+    head = [step["head"] for step in rates.steps]
+    expected = [1e-3 * f for f in (0.25, 0.5, 0.75, 1.0)] + [5e-4] * 4 + [2.5e-4] * 4
+    assert head == pytest.approx(expected, rel=1e-9)
+    backbone = [step["layer2"] for step in rates.steps]
+    assert backbone == pytest.approx([value / 10 for value in expected], rel=1e-9)
+
+
+@pytest.mark.parametrize("clip", [0.1, 0.02])
+def test_gradient_clip_val_bounds_the_gradient_norm_the_optimizer_steps_with(tiny_cfg, clip):
+    clipped, free = GradientNorms(), GradientNorms()
+    train(tiny_cfg("finetune_strategy=full", f"train.gradient_clip_val={clip}"), callbacks=[clipped])
+    train(tiny_cfg("finetune_strategy=full", "train.gradient_clip_val=0"), callbacks=[free])
+    assert len(clipped.norms) == STEPS_PER_EPOCH
+    assert max(clipped.norms) <= clip * (1 + 1e-4)
+    assert min(free.norms) > clip, "unclipped gradients must be larger, or the bound proves nothing"
+    assert max(clipped.norms) == pytest.approx(clip, rel=1e-3)  # large gradients are scaled to the bound
+
+
+def test_eos_coef_reaches_the_loss(tiny_cfg):
+    from tests.training.recorders import InitialState
+
+    state = InitialState()
+    train(tiny_cfg("criterion.eos_coef=0.3"), callbacks=[state])
+    weights = state.module.criterion.class_weight
+    assert weights[-1].item() == pytest.approx(0.3) and torch.equal(weights[:-1], torch.ones(len(weights) - 1))
+
+
+def _final_weights(summary) -> dict[str, torch.Tensor]:
+    return torch.load(summary.last_checkpoint, weights_only=True)["state_dict"]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_seed_makes_a_run_repeatable_and_another_seed_changes_it(tiny_cfg):
+    first = _final_weights(train(tiny_cfg("train.seed=7", "finetune_strategy=full")))
+    again = _final_weights(train(tiny_cfg("train.seed=7", "finetune_strategy=full")))
+    other = _final_weights(train(tiny_cfg("train.seed=8", "finetune_strategy=full")))
+    assert _same(first, again)
+    assert not _same(first, other)
+
+
+# The shipped checkpoint on the classes it knows gives a val/mAP that moves; the tiny model's stays at 0.
+FROM_THE_ASSET = [
+    "model=detr_small",
+    "data.image_size=128",
+    "data.train_scales=[128]",
+    "data.eval_scale=128",
+    "data.max_size=128",
+    f"train.checkpoint_path={ASSET}",
+]
+
+
+@pytest.mark.parametrize(
+    "monitor, best, start", [("train_loss", min, []), ("val/loss", min, []), ("val/mAP", max, FROM_THE_ASSET)]
+)
+def test_the_best_checkpoint_is_the_best_epoch_of_the_monitored_metric(tiny_cfg, monitor, best, start):
+    metrics = EpochMetrics(monitor)
+    cfg = tiny_cfg(
+        *start, "finetune_strategy=full", "train.epochs=4", "train.learning_rate=1e-3", f"train.monitor={monitor}"
+    )
+    summary = train(cfg, callbacks=[metrics])
+    values = [epoch[monitor] for epoch in metrics.epochs]
+    assert len(values) == 4 and len(set(values)) > 1, f"the metric must vary across epochs to tell: {values}"
+    expected_epoch = values.index(best(values))
+    assert summary.best_epoch == expected_epoch, (values, summary.best_checkpoint)
+    assert summary.best_value == pytest.approx(best(values), abs=1e-6)
+    assert f"best_epoch={expected_epoch}-" in summary.best_checkpoint
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16-mixed", torch.bfloat16), ("32", torch.float32)])
+def test_precision_reaches_the_training_step(tiny_cfg, precision, dtype):
+    dtypes = OutputDtypes()
+    train(tiny_cfg(f"train.precision={precision}"), callbacks=[dtypes])
+    assert dtypes.dtypes == {dtype}
+
+
+def test_a_run_folder_that_holds_checkpoints_is_never_overwritten(tmp_path, data_cache):
+    run_dir = tmp_path / "run"
+    first = train(compose_config([], run_dir, data_cache))
+    files = {p: p.read_bytes() for p in (run_dir / "checkpoints").glob("*.ckpt")}
+    assert first.last_checkpoint and files
+    with pytest.raises(FileExistsError, match="resume_from"):
+        train(compose_config(["train.seed=3"], run_dir, data_cache))
+    assert {p: p.read_bytes() for p in (run_dir / "checkpoints").glob("*.ckpt")} == files
+
+
+def test_main_returns_the_best_monitored_value_to_the_sweeper(tiny_cfg):
+    cfg = tiny_cfg("train.epochs=2")
+    value = main(cfg)  # what Hydra hands an Optuna sweeper
+    assert isinstance(value, float) and math.isfinite(value)
+    written = re.search(r"val_mAP=(\d+\.\d{4})\.ckpt$", next(p.name for p in _checkpoints(cfg) if "best" in p.name))
+    assert value == pytest.approx(float(written[1]), abs=5e-5)
+
+
+def _checkpoints(cfg):
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    return sorted((Path(HydraConfig.get().runtime.output_dir) / "checkpoints").glob("*.ckpt"))
