@@ -13,7 +13,7 @@ import matplotlib
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from detr_ft.runs import COMPARISON_TAG, find_runs, newest_sweep
+from detr_ft.tracking import COMPARISON_TAG, find_runs, newest_sweep
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -22,11 +22,8 @@ VALID_KEYS = {"sweep", "experiment", "runs", "metric", "tracking_uri", "output"}
 
 
 def _backbone_lr(params: dict) -> str:
-    """The effective backbone rate: null in the config means 0.1 x the head's."""
-    value = params.get("train/backbone_learning_rate", "?")
-    if value == "None" and "train/learning_rate" in params:
-        return f"{0.1 * float(params['train/learning_rate']):g}"
-    return value
+    """The effective backbone rate, as the run's resolved config recorded it (the module's group rate)."""
+    return params.get("module/backbone_learning_rate", "?")
 
 
 def _row(client: MlflowClient, run, metric: str) -> dict:

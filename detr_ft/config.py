@@ -1,8 +1,10 @@
-"""The typed schema of conf/config.yaml, registered in Hydra's ConfigStore as `detr_ft_schema`.
+"""The typed schema of conf/config.yaml, registered in Hydra's ConfigStore as `detr_ft_schema`, and the
+derived values the config computes (`${backbone_lr:...}`, `${asset:...}`).
 
 A misspelt key or a value of the wrong type fails while Hydra composes, before any data is read.
-`model`, `criterion`, `data` and `trainer` are `_target_` trees or keyword arguments of other
-libraries; they are checked where they are built (see `check_trainer_keys`).
+`model`, `criterion`, `data`, `module`, `callbacks`, `logger` and `trainer` are `_target_` trees that
+`train(cfg)` builds with `hydra.utils.instantiate`; they are checked where they are built (see
+`check_trainer_keys`).
 """
 
 import inspect
@@ -26,7 +28,8 @@ def config_dir() -> Path:
 
 @dataclass
 class TrainConfig:
-    """The fine-tuning guide's keys (same names, same meanings) and the rest of the recipe."""
+    """The fine-tuning guide's keys (same names, same meanings) and the rest of the recipe. The four keys that
+    decide when backbone stages train are written by the chosen `finetune_strategy` preset."""
 
     checkpoint_path: str | None = None  # weights to start from (fresh optimizer, epoch 0); null = scratch
     resume_from: str | None = None  # a detr_ft .ckpt to continue (optimizer, epoch, strategy state)
@@ -54,17 +57,15 @@ class TrainConfig:
 
 @dataclass
 class StrategyConfig:
-    """A preset of conf/finetune_strategy; train.* may override its values."""
+    """The chosen conf/finetune_strategy preset's name (its values are written under train.*)."""
 
     name: str = MISSING
-    freeze_backbone: bool = True
-    unfreeze_backbone_at_epoch: int = -1
 
 
 @dataclass
 class LoggerConfig:
-    kind: str = "mlflow"  # mlflow | none
-    tracking_uri: str = "sqlite:///mlflow.db"
+    _target_: str = "detr_ft.tracking.mlflow_logger"  # or detr_ft.tracking.no_logger (logger=none)
+    tracking_uri: str = "sqlite:///mlflow.db"  # also where run ids in train.checkpoint_path are looked up
     experiment_name: str = "detr_ft"
     run_name: str | None = None
     log_best_checkpoint: bool = False
@@ -72,12 +73,15 @@ class LoggerConfig:
 
 @dataclass
 class DetrFtConfig:
+    run_dir: str | None = None  # conf/config.yaml: Hydra's output folder (unset while printing --cfg)
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune_strategy: StrategyConfig = field(default_factory=StrategyConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     model: Any = MISSING
     criterion: Any = MISSING
     data: Any = MISSING
+    module: Any = MISSING
+    callbacks: dict[str, Any] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,18 +108,26 @@ def _asset(name: str) -> str:
     return str(ASSETS_DIR / name)
 
 
+def backbone_learning_rate(explicit: float | None, head: float) -> float:
+    """The backbone's learning rate: `train.backbone_learning_rate`, or by default 0.1 x the head's (the
+    paper's 1e-4 / 1e-5). The one place this rule lives (`${backbone_lr:...}` in conf/config.yaml)."""
+    return float(explicit) if explicit is not None else 0.1 * float(head)
+
+
 def register() -> None:
     """Register the schema and the `${asset:NAME}` resolver (a file shipped in detr_ft/assets)."""
     ConfigStore.instance().store(name="detr_ft_schema", node=DetrFtConfig)
     ConfigStore.instance().store(name="pretrain_backbone_schema", node=BackbonePretrainingConfig)
     if not OmegaConf.has_resolver("asset"):
         OmegaConf.register_new_resolver("asset", _asset)
+    if not OmegaConf.has_resolver("backbone_lr"):
+        OmegaConf.register_new_resolver("backbone_lr", backbone_learning_rate)
 
 
 def check_trainer_keys(trainer_cfg: DictConfig) -> None:
     """Fail before any data is read when `trainer.*` holds a key pytorch_lightning.Trainer does not take."""
     accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
-    unknown = sorted(set(trainer_cfg.keys()) - accepted)
+    unknown = sorted(set(trainer_cfg.keys()) - accepted - {"_target_"})
     if unknown:
         raise ValueError(
             f"Unknown trainer key(s) {unknown} in the config's `trainer:` group; "

@@ -21,9 +21,10 @@ from PIL import Image
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.data.transforms import apply, make_eval_transforms
-from detr_ft.detections import postprocess, to_coco_results
-from detr_ft.model.checkpoints import CheckpointError, read_checkpoint, to_our_state_dict
-from detr_ft.pictures import PREDICTION_COLOUR, draw_boxes
+from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.training import checkpoints
+from detr_ft.training.detections import postprocess, to_coco_results
+from detr_ft.training.pictures import PREDICTION_COLOUR, draw_boxes
 
 DEFAULTS = {"checkpoint": None, "input": None, "threshold": 0.7, "output": "predictions", "device": "auto"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -39,20 +40,20 @@ class Detector:
 
     def __init__(self, checkpoint: str | Path, device: str = "auto"):
         path = Path(checkpoint).expanduser()
-        saved = read_checkpoint(path)  # weights_only: nothing in the file is executed
-        stored = saved.get("detr_ft") if isinstance(saved, dict) else None
-        if "state_dict" not in saved or not stored or "config" not in stored or "category_map" not in stored:
+        saved = checkpoints.read(path)  # weights_only: nothing in the file is executed
+        if not saved.config_yaml or not saved.category_map:
             raise CheckpointError(
                 f"{path} is not a detr_ft checkpoint (it lacks the stored config and category map); predict "
                 "needs a .ckpt written by `python -m detr_ft` or `python -m detr_ft.export`"
             )
-        config = OmegaConf.create(stored["config"])
-        self.category_map = CategoryMap.from_dict(stored["category_map"])
+        config = OmegaConf.create(saved.config_yaml)
+        self.category_map = CategoryMap.from_dict(saved.category_map)
         self.device = _device(device)
         self.model = _build_model(config, self.category_map.num_classes, path)
-        _, state = to_our_state_dict(saved)
         try:
-            self.model.load_state_dict(state)  # exported half-precision weights are cast to the model's dtype
+            self.model.load_state_dict(
+                saved.model_state
+            )  # exported half-precision weights are cast to the model's dtype
         except RuntimeError as error:
             raise CheckpointError(
                 f"{path}: the weights do not fit the model its own stored config describes: {error}"

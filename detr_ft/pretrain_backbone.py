@@ -26,6 +26,7 @@ from torch import nn
 
 from detr_ft.config import config_dir
 from detr_ft.model.backbone import stages_through
+from detr_ft.training.checkpoints import save_atomically
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,7 @@ def pretrain_backbone(cfg: DictConfig) -> Path:
             val["cell_accuracy"],
             val["object_cell_accuracy"],
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_suffix(output.suffix + ".tmp")
-    torch.save(backbone_state_dict(backbone), temporary)
-    temporary.replace(output)  # atomic: an interrupted run never leaves a half-written file
+    save_atomically(backbone_state_dict(backbone), output)  # an interrupted run never leaves half a file
     print(
         f"backbone weights: {output} (val accuracy on object cells {val['object_cell_accuracy']:.3f}); "
         f"use them with model.backbone.weights={output}"

@@ -1,19 +1,25 @@
-"""MLflow glue: the logger, run names and tags, the per-epoch prediction picture, end-of-run artifacts.
+"""MLflow: the logger, run names and tags, end-of-run artifacts, failures, and looking runs up.
 
-Conventions (also read by detr_ft.compare and detr_ft.runs): one run per Hydra job; params are the
-flattened resolved config (`train/learning_rate`); tags `strategy`, `schedule`, `dataset`, `model`,
-`sweep`, `git_commit`, `monitor`, `best_checkpoint`, `best_epoch`; failed runs are FAILED with
-`status_error`.
+Conventions (read by detr_ft.compare too): one run per Hydra job; params are the flattened resolved config
+(`train/learning_rate`, `module/backbone_learning_rate`); tags `strategy` (what ran), `strategy_preset`,
+`schedule`, `dataset`, `model`, `sweep`, `git_commit`, `monitor`, `best_checkpoint`, `best_epoch`; failed
+runs are FAILED with `status_error`.
 """
 
 import logging
+import re
 import subprocess
+import tempfile
 from pathlib import Path
 
-import pytorch_lightning as pl
-from pytorch_lightning.loggers import MLFlowLogger
+import mlflow
+from mlflow.tracking import MlflowClient
+from pytorch_lightning.loggers import Logger, MLFlowLogger
 
 log = logging.getLogger(__name__)
+
+COMPARISON_TAG = "detr_ft.kind"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 # Short names for the overrides people sweep most, so run names stay readable: progressive-lr5e-05.
 _SHORT_KEYS = {
@@ -59,38 +65,26 @@ def git_commit() -> str:
         return "unknown"
 
 
-def build_logger(logger_cfg, run_name: str, tags: dict[str, str]) -> MLFlowLogger | None:
-    """Lightning's MLFlowLogger on the configured store, or None for `logger=none`."""
-    if logger_cfg.kind == "none":
-        return None
-    if logger_cfg.kind != "mlflow":
-        raise ValueError(f"logger.kind must be 'mlflow' or 'none', got {logger_cfg.kind!r}")
+def mlflow_logger(
+    tracking_uri: str, experiment_name: str, run_name: str, tags: dict[str, str], **_settings
+) -> MLFlowLogger:
+    """`logger=mlflow`: Lightning's MLFlowLogger on the configured store (the rest of the group's keys, such
+    as log_best_checkpoint, are read by the recipe)."""
     return MLFlowLogger(
-        experiment_name=logger_cfg.experiment_name,
-        tracking_uri=logger_cfg.tracking_uri,
-        run_name=logger_cfg.run_name or run_name,
-        tags=tags,
-        log_model=False,
+        experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=run_name, tags=tags, log_model=False
     )
 
 
-class PredictionPictureLogger(pl.Callback):
-    """Each validation epoch: the LightningModule's picture of predictions vs ground truth, saved in the run
-    folder and logged to MLflow as `predictions/epoch_NNN.png`."""
+def no_logger(**_settings) -> None:
+    """`logger=none`: nothing is recorded (its tracking_uri is still where run ids are looked up)."""
+    return None
 
-    def __init__(self, run_dir: Path):
-        self.folder = Path(run_dir) / "predictions"
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        picture = getattr(pl_module, "prediction_picture", None)
-        if picture is None or trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"epoch_{trainer.current_epoch:03d}.png"
-        picture.save(path)
-        for logger in trainer.loggers:
-            if isinstance(logger, MLFlowLogger):
-                logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="predictions")
+def log_artifact(loggers: list[Logger], path: Path, artifact_path: str | None = None) -> None:
+    """Upload a file to every MLflow logger's run."""
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=artifact_path)
 
 
 def set_tags(logger: MLFlowLogger | None, tags: dict[str, str]) -> None:
@@ -105,10 +99,9 @@ def log_run_end(logger: MLFlowLogger | None, tags: dict[str, str], files: list[P
     if logger is None:
         return
     set_tags(logger, tags)
-    client, run_id = logger.experiment, logger.run_id
     for path in files:
         if path.is_file():
-            client.log_artifact(run_id, str(path))
+            log_artifact([logger], path)
 
 
 def mark_failed(logger: MLFlowLogger | None, error: BaseException) -> None:
@@ -118,3 +111,48 @@ def mark_failed(logger: MLFlowLogger | None, error: BaseException) -> None:
     client = logger.experiment  # creates the run if the job failed before training started
     client.set_tag(logger.run_id, "status_error", f"{type(error).__name__}: {error}"[:5000])
     client.set_terminated(logger.run_id, status="FAILED")
+
+
+# ---- looking runs up ---------------------------------------------------------------------------------
+def is_run_reference(reference: str) -> bool:
+    """`runs:/<run_id>/<artifact path>` or a bare 32-hex MLflow run id."""
+    return reference.startswith("runs:/") or bool(_RUN_ID.match(reference))
+
+
+def find_runs(
+    tracking_uri: str, experiment: str = "detr_ft", sweep: str | None = None, run_ids: list[str] | None = None
+) -> list:
+    """Runs by id, else the experiment's (optionally one sweep's), leaving out comparison runs."""
+    client = MlflowClient(tracking_uri)
+    if run_ids:
+        return [client.get_run(run_id) for run_id in run_ids]
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ValueError(f"no MLflow experiment named {experiment!r} in {tracking_uri}")
+    query = f"tags.sweep = '{sweep}'" if sweep else ""
+    runs = client.search_runs([found.experiment_id], filter_string=query, max_results=5000)
+    return [r for r in runs if r.data.tags.get(COMPARISON_TAG) != "comparison"]
+
+
+def newest_sweep(tracking_uri: str, experiment: str = "detr_ft") -> str | None:
+    runs = [r for r in find_runs(tracking_uri, experiment) if "sweep" in r.data.tags]
+    return max(runs, key=lambda r: r.info.start_time).data.tags["sweep"] if runs else None
+
+
+def resolve_checkpoint_reference(reference: str, tracking_uri: str) -> Path:
+    """`runs:/<run_id>/<artifact path>` -> the downloaded file; a bare run id -> its best checkpoint."""
+    client = MlflowClient(tracking_uri)
+    if reference.startswith("runs:/"):
+        destination = tempfile.mkdtemp(prefix="detr_ft_checkpoint_")
+        mlflow.set_tracking_uri(tracking_uri)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=destination))
+    if not _RUN_ID.match(reference):
+        raise ValueError(f"{reference!r} is neither runs:/<run_id>/<path> nor an MLflow run id")
+    try:
+        run = client.get_run(reference)
+    except mlflow.exceptions.MlflowException:
+        raise ValueError(f"no MLflow run {reference} in {tracking_uri} (set logger.tracking_uri)") from None
+    best = run.data.tags.get("best_checkpoint")
+    if not best:
+        raise ValueError(f"MLflow run {reference} has no best_checkpoint tag (did it finish?)")
+    return Path(best)

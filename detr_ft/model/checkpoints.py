@@ -1,10 +1,12 @@
-"""Loading weights from the checkpoints users already have into our DETR:
+"""Weights users already have, as plain state dicts, into our DETR:
 
-- the official DETR release (`detr-r50-e632da11.pth`: {"model": state_dict}, training files add `args`);
-- Hugging Face DETR (`pytorch_model.bin` / `model.safetensors`, timm or HF ResNet backbone);
-- our own Lightning checkpoints ({"state_dict": {"model.<key>": ...}, "detr_ft": {...}}).
+- our own key names (`backbone.body.layer1.0.conv1.weight`, `class_head.weight`, ...);
+- the official DETR release's (`detr-r50-e632da11.pth` holds {"model": state_dict}; training files add `args`);
+- Hugging Face DETR's (`pytorch_model.bin` / `model.safetensors`, timm or HF ResNet backbone).
 
-Files load with `torch.load(weights_only=True)`: a file that needs pickled code is refused, never run.
+This module knows weight layouts, not training files: detr_ft's own `.ckpt` is read by
+`detr_ft.training.checkpoints`, which hands its model state dict here. `read_weights_file` reads plain files
+with `torch.load(weights_only=True)`: a file that needs pickled code is refused, never run.
 """
 
 import argparse
@@ -42,7 +44,7 @@ class LoadReport:
         return text
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def read_weights_file(path: str | Path) -> dict:
     """The file's contents, loaded without running any code from it (safetensors or weights_only)."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -59,7 +61,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(
             f"refused to load {path}: it needs pickled Python code to load ({str(error).splitlines()[0]}). "
             "detr_ft never executes code from a checkpoint; re-save it as a plain state dict "
-            "(torch.save(model.state_dict(), ...))."
+            "(a dict of tensors, as model.state_dict() returns)."
         ) from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"could not read checkpoint {path}: {error}") from None
@@ -156,35 +158,41 @@ def _from_huggingface(state: dict) -> dict:
     return out
 
 
-def to_our_state_dict(checkpoint: dict) -> tuple[str, dict]:
-    """Recognise the checkpoint's layout and return (format name, state dict with our key names)."""
-    if "state_dict" in checkpoint:
-        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-        return "lightning", state
-    if "model" in checkpoint and isinstance(checkpoint["model"], dict):
-        return "official", _from_official(checkpoint["model"])
-    if any("class_labels_classifier" in key for key in checkpoint):
-        return "huggingface", _from_huggingface(checkpoint)
-    if any(key.startswith("class_embed.") for key in checkpoint):
-        return "official", _from_official(checkpoint)
+def to_our_state_dict(state: dict) -> tuple[str, dict]:
+    """Recognise a state dict's layout -> (format name, the same tensors under our key names)."""
+    if "model" in state and isinstance(state["model"], dict):
+        return "official", _from_official(state["model"])
+    if any("class_labels_classifier" in key for key in state):
+        return "huggingface", _from_huggingface(state)
+    if any(key.startswith("class_embed.") for key in state):
+        return "official", _from_official(state)
+    if any(key.startswith("class_head.") for key in state):
+        return "detr_ft", dict(state)
     raise CheckpointError(
-        "unrecognised checkpoint layout (expected a detr_ft .ckpt, an official DETR .pth or a Hugging Face "
-        f"DETR file); its first keys are {list(checkpoint)[:5]}"
+        "unrecognised weight layout (expected a detr_ft .ckpt, an official DETR .pth or a Hugging Face DETR "
+        f"file); its first keys are {list(state)[:5]}"
     )
 
 
 def load_weights(
-    model: nn.Module, path: str | Path, class_ids: list[int] | None = None, strict: bool = True
+    model: nn.Module,
+    weights: dict | str | Path,
+    class_ids: list[int] | None = None,
+    strict: bool = True,
+    source: str | None = None,
 ) -> LoadReport:
-    """Load a supported checkpoint into `model` and report what was loaded, missing, unexpected and
-    re-initialised.
+    """Load `weights` (a state dict in any supported layout, or the path of a plain weights file) into `model`
+    and report what was loaded, missing, unexpected and re-initialised. `source` names the weights in errors.
 
     class_ids: class_ids[label] = row of the source class head to use for that label (the no-object row
     is always the last); e.g. the official 92-row head, indexed by COCO category id, for a contiguous
     label set. Without it, a class head of another size is re-initialised.
     """
-    path = Path(path)
-    source_format, state = to_our_state_dict(read_checkpoint(path))
+    if isinstance(weights, str | Path):
+        source = source or str(weights)
+        weights = read_weights_file(weights)
+    source = source or "the given weights"
+    source_format, state = to_our_state_dict(weights)
     # A backbone trained with ordinary BatchNorm (norm="batch") loads into frozen BatchNorm: same statistics
     # and affine parameters, and its step counter means nothing there.
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
@@ -201,7 +209,7 @@ def load_weights(
     for key, value in state.items():
         if key in target and value.shape != target[key].shape:
             raise CheckpointError(
-                f"{path}: {key} has shape {tuple(value.shape)} in the checkpoint but {tuple(target[key].shape)} "
+                f"{source}: {key} has shape {tuple(value.shape)} in the checkpoint but {tuple(target[key].shape)} "
                 "in the model; the checkpoint was made for another architecture (check model=... and its settings)"
             )
     report.missing = sorted(
@@ -210,7 +218,7 @@ def load_weights(
     report.unexpected = sorted(set(state) - set(target))
     if strict and (report.missing or report.unexpected):
         raise CheckpointError(
-            f"{path} ({source_format}) does not fit this model: {len(report.missing)} missing keys "
+            f"{source} ({source_format}) does not fit this model: {len(report.missing)} missing keys "
             f"{report.missing[:4]}, {len(report.unexpected)} unexpected keys {report.unexpected[:4]}; "
             "it was made for another architecture (check model=... and its settings)"
         )

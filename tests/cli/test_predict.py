@@ -12,9 +12,9 @@ from PIL import Image
 
 from detr_ft.config import config_dir
 from detr_ft.data.categories import CategoryMap
-from detr_ft.export import export_weights
 from detr_ft.model.checkpoints import CheckpointError
 from detr_ft.predict import fresh_output_dir, main, predict
+from detr_ft.training.checkpoints import export_weights
 from tests.conftest import REPO, run_cli
 
 # File category ids that are neither 0/1-based nor contiguous.

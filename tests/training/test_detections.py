@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from detr_ft.data.categories import CategoryMap
-from detr_ft.detections import postprocess, to_coco_results
+from detr_ft.training.detections import postprocess, to_coco_results
 
 
 def test_postprocess_drops_no_object_and_scales_boxes_to_each_image():

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.coco import coco_from_dict
-from detr_ft.evaluation import (
+from detr_ft.training.evaluation import (
     METRICS,
     DetectionEvaluator,
     coco_metrics,

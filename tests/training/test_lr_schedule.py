@@ -1,4 +1,4 @@
-from detr_ft.lr_schedule import LearningRateSchedule
+from detr_ft.training.lr_schedule import LearningRateSchedule
 
 
 def test_constant_without_warmup_or_drops():

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from detr_ft.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from detr_ft.pictures import PREDICTION_COLOUR, TILE_SIDE, TRUTH_COLOUR, draw_boxes, prediction_grid
+from detr_ft.training.pictures import PREDICTION_COLOUR, TILE_SIDE, TRUTH_COLOUR, draw_boxes, prediction_grid
 
 
 def grey(height: int, width: int) -> torch.Tensor:

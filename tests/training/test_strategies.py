@@ -99,7 +99,7 @@ def _schedule_state(module, trainer) -> dict:
         "epoch": trainer.current_epoch,
         "global_step": trainer.global_step,
         "unfrozen": list(module.model.backbone.unfrozen_stages),
-        "unfreeze_steps": dict(module.unfreeze_steps),
+        "unfreeze_steps": {g["name"]: g["unfreeze_step"] for g in optimizer.param_groups},
         "lrs": {g["name"]: round(g["lr"], 12) for g in optimizer.param_groups},
     }
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from detr_ft.finetuning import UnfreezePlan
+from detr_ft.training.finetuning import UnfreezePlan
 
 STAGES = ["layer2", "layer3", "layer4"]
 
@@ -52,18 +52,28 @@ def test_describe():
     assert "layer4 from epoch 5" in UnfreezePlan(STAGES, True, 5).describe()
 
 
-def test_train_values_that_override_the_chosen_preset_are_named():
-    from omegaconf import OmegaConf
+@pytest.mark.parametrize(
+    "preset, freeze, at_epoch, schedule, warned",
+    [
+        ("progressive", True, 5, None, False),  # the README's command: progressive at another epoch is progressive
+        ("progressive", True, 2, None, False),  # the lr_sweep / optuna_lr experiments
+        ("progressive", True, -1, {"layer4": 3}, False),  # gradual is progressive too
+        ("frozen", True, -1, None, False),
+        ("full", False, -1, None, False),
+        ("frozen", True, 2, None, True),  # frozen that unfreezes: it ran progressive
+        ("full", True, -1, None, True),  # full that never trains the backbone: it ran frozen
+        ("progressive", True, -1, None, True),  # progressive that never unfreezes
+        ("progressive", True, 0, None, True),  # unfreezing at epoch 0 is full
+    ],
+)
+def test_a_warning_only_when_overrides_make_the_preset_something_else(preset, freeze, at_epoch, schedule, warned):
+    from detr_ft.training.finetuning import preset_mismatch
 
-    from detr_ft.finetuning import preset_overrides
-
-    frozen = OmegaConf.create({"name": "frozen", "freeze_backbone": True, "unfreeze_backbone_at_epoch": -1})
-    as_preset = OmegaConf.create({"freeze_backbone": True, "unfreeze_backbone_at_epoch": -1})
-    assert preset_overrides(as_preset, frozen) == []
-    changed = OmegaConf.create({"freeze_backbone": True, "unfreeze_backbone_at_epoch": 2})
-    assert preset_overrides(changed, frozen) == [
-        "train.unfreeze_backbone_at_epoch=2 overrides the frozen preset's unfreeze_backbone_at_epoch=-1"
-    ]
+    plan = UnfreezePlan(STAGES, freeze, at_epoch, schedule)
+    warning = preset_mismatch(preset, plan)
+    assert (warning is not None) == warned, warning
+    if warned:
+        assert f"finetune_strategy={preset}" in warning and plan.kind in warning
 
 
 @pytest.mark.parametrize("schedule, message", [([3], "mapping"), ({"layer4": "soon"}, "integers")])

@@ -1,13 +1,18 @@
 """Pictures of detections: boxes with class names drawn on an image (`predict`), and the per-epoch grid
-of predictions against ground truth on a few validation images (logged to MLflow)."""
+of predictions against ground truth on a few validation images (a callback; logged to MLflow)."""
+
+from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from detr_ft import tracking
 from detr_ft.data.transforms import denormalize
 from detr_ft.model.boxes import cxcywh_to_xyxy
+from detr_ft.training.detections import postprocess
 
 PREDICTION_COLOUR = (230, 30, 30)
 TRUTH_COLOUR = (20, 190, 20)
@@ -118,3 +123,22 @@ def prediction_grid(
             grid.paste(Image.fromarray(tile.permute(1, 2, 0).numpy()), (gap + column * (tile_w + gap), y))
         y += row_h + gap
     return grid
+
+
+class PredictionPictures(pl.Callback):
+    """Each validation epoch: the first batch's predictions against its ground truth, saved as
+    `<folder>/epoch_NNN.png` and logged to MLflow under `predictions/`."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        images, _, targets = batch
+        predictions = postprocess(outputs, [t["size"] for t in targets])
+        picture = prediction_grid(images, predictions, targets, trainer.datamodule.class_names)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"epoch_{trainer.current_epoch:03d}.png"
+        picture.save(path)
+        tracking.log_artifact(trainer.loggers, path, "predictions")

@@ -1,13 +1,17 @@
 """COCO box metrics with pycocotools, in original image pixels and the annotation file's category ids,
-gathered from every process first so the numbers stay right under DDP."""
+gathered from every process first so the numbers stay right under DDP; and the callback that evaluates
+each validation epoch, logs `val/mAP` and friends, and keeps the best epoch's detections as a JSON file."""
 
 import contextlib
 import io
+import json
+from pathlib import Path
 
+import pytorch_lightning as pl
 import torch.distributed as dist
 from pycocotools.cocoeval import COCOeval
 
-from detr_ft.detections import postprocess, to_coco_results
+from detr_ft.training.detections import postprocess, to_coco_results
 
 # Our metric names (logged as val/<name>) -> index in COCOeval.stats.
 METRICS = {"mAP": 0, "mAP50": 1, "mAP75": 2, "mAP_small": 3, "mAP_medium": 4, "mAP_large": 5, "AR100": 8}
@@ -89,3 +93,43 @@ class DetectionEvaluator:
         self.results = gather_results(self.results)
         seen = None if all_images else sorted({r["image_id"] for r in self.results})
         return coco_metrics(coco_gt, self.results, seen)
+
+
+class CocoEvaluation(pl.Callback):
+    """Scores every validation epoch against the datamodule's validation annotations and logs `val/<metric>`
+    (mAP and mAP50 also in the progress bar). Writes the COCO results of the epoch with the best val/mAP so
+    far to `detections_file` (file category ids, original pixels), for inspection and MLflow."""
+
+    def __init__(self, detections_file: str | Path | None = None):
+        self.detections_file = Path(detections_file) if detections_file else None
+        self.evaluator: DetectionEvaluator | None = None
+        self.best_map: float | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.coco_gt = trainer.datamodule.val_dataset.coco
+        self.evaluator = DetectionEvaluator(trainer.datamodule.category_map)
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.evaluator.reset()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.evaluator.update(outputs, batch[2])
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = self.evaluator.compute(self.coco_gt)  # gathers every rank's results first
+        for name, value in metrics.items():
+            shown = name in ("mAP", "mAP50")
+            pl_module.log(f"val/{name}", value, on_epoch=True, sync_dist=False, rank_zero_only=False, prog_bar=shown)
+        if self.best_map is None or metrics["mAP"] > self.best_map:
+            self.best_map = metrics["mAP"]
+            if self.detections_file is not None and trainer.is_global_zero:
+                self.detections_file.parent.mkdir(parents=True, exist_ok=True)
+                self.detections_file.write_text(json.dumps(self.evaluator.results))
+
+    def state_dict(self) -> dict:
+        return {"best_map": self.best_map}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best_map = state_dict.get("best_map")

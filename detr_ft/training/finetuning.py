@@ -4,6 +4,9 @@ Lightning callback that applies that plan at every epoch start.
 Semantics (the guide's): `freeze_backbone` is the state at the start; `unfreeze_backbone_at_epoch`
 N >= 0 unfreezes at the start of epoch N (epochs count from 0); -1 never. `unfreeze_schedule`
 ({stage: epoch}) unfreezes stage by stage instead, last stage first by convention.
+
+The keys live once, under `train.` (the guide's names); a `finetune_strategy` preset (conf/finetune_strategy)
+is a named set of their values, and `train.*` overrides compose on top of it.
 """
 
 import logging
@@ -81,27 +84,49 @@ class UnfreezePlan:
         parts = [f"{stage} from epoch {epoch}" for stage, epoch in sorted(self.start_epochs.items())]
         return "backbone frozen at start; " + ", ".join(parts)
 
+    @property
+    def kind(self) -> str:
+        """What the plan does, in the presets' words: frozen (never trains the backbone), full (every stage
+        from epoch 0) or progressive (frozen at start, stages join later)."""
+        if not self.start_epochs:
+            return "frozen"
+        if len(self.start_epochs) == len(self.stages) and all(e == 0 for e in self.start_epochs.values()):
+            return "full"
+        return "progressive"
 
-def preset_overrides(train_cfg, preset) -> list[str]:
-    """Warnings for `train.*` values that differ from the chosen finetune_strategy preset's: they win, so
-    `finetune_strategy=frozen train.unfreeze_backbone_at_epoch=2` trains like progressive while its runs
-    are tagged frozen (a strategy sweep whose experiment sets the epoch for all of them does this)."""
-    return [
-        f"train.{key}={train_cfg[key]} overrides the {preset.name} preset's {key}={preset[key]}"
-        for key in ("freeze_backbone", "unfreeze_backbone_at_epoch")
-        if train_cfg[key] != preset[key]
-    ]
+
+def preset_mismatch(preset: str, plan: UnfreezePlan) -> str | None:
+    """A warning when `train.*` overrides make the chosen finetune_strategy preset something else
+    (`finetune_strategy=frozen train.unfreeze_backbone_at_epoch=2` trains like progressive): its runs would
+    be tagged with a name that is not what ran. Changing the epoch of progressive changes nothing of the kind."""
+    if preset not in ("frozen", "full", "progressive") or plan.kind == preset:
+        return None
+    return (
+        f"finetune_strategy={preset}, but the train.* values make it {plan.kind} ({plan.describe()}); "
+        f"the MLflow tag `strategy` records {plan.kind}, `strategy_preset` {preset}"
+    )
 
 
 class BackboneUnfreezing(pl.Callback):
     """At each epoch start, asks the model to freeze/unfreeze its backbone stages as the plan says.
 
-    The model does the freezing (detr_ft.model); this only decides when. A stage unfrozen mid-run is
-    reported to the LightningModule (`mark_unfrozen`) so its learning rate warms up from that step.
+    Built from the guide's keys (the finetune_strategy group writes them under `train.`); the plan is made
+    when training starts, from the model's trainable stages. The model does the freezing (detr_ft.model);
+    this only decides when. A stage unfrozen mid-run is reported to the LightningModule (`mark_unfrozen`)
+    so its learning rate warms up from that step.
     """
 
-    def __init__(self, plan: UnfreezePlan):
-        self.plan = plan
+    def __init__(
+        self,
+        freeze_backbone: bool,
+        unfreeze_backbone_at_epoch: int = -1,
+        unfreeze_schedule: dict[str, int] | None = None,
+    ):
+        self.settings = (freeze_backbone, unfreeze_backbone_at_epoch, unfreeze_schedule)
+        self.plan: UnfreezePlan | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.plan = UnfreezePlan(list(pl_module.model.backbone.trainable_stages), *self.settings)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch

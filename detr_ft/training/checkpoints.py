@@ -1,0 +1,180 @@
+"""The one owner of detr_ft's `.ckpt` file: what goes in, how it is written, and how it is read back for
+resume, fine-tuning, predict and export.
+
+A `.ckpt` is Lightning's dictionary (`state_dict` of the LightningModule, optimizer and loop state, the
+callbacks' states) plus our `detr_ft` entry: the resolved config as YAML text and the category map, plain
+types only, so every file loads with `torch.load(weights_only=True)`. The model's weights sit under the
+LightningModule's attribute name (`model.`); nothing outside this module knows that prefix.
+Files are written to a temporary name and renamed, so a killed run never leaves a truncated checkpoint.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from detr_ft.model.checkpoints import CheckpointError, read_weights_file, to_our_state_dict
+
+MODEL_PREFIX = "model."  # DetrModule keeps the DETR as `self.model`
+METADATA = "detr_ft"
+
+
+@dataclass
+class Checkpoint:
+    """A weights file as detr_ft reads it: its layout, the model's state dict under our key names, and (for
+    detr_ft's own files) the stored config, category map and whether it can be resumed."""
+
+    path: Path
+    source_format: str  # detr_ft | official | huggingface
+    model_state: dict[str, torch.Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    resumable: bool = False  # holds the optimizer and loop state of a training run
+
+    @property
+    def config_yaml(self) -> str | None:
+        return self.metadata.get("config")
+
+    @property
+    def category_map(self) -> dict | None:
+        return self.metadata.get("category_map")
+
+
+def read(path: str | Path) -> Checkpoint:
+    """Read any supported weights file once: a detr_ft `.ckpt` (training or exported), an official DETR `.pth`
+    or a Hugging Face DETR file. Raises CheckpointError naming the file."""
+    path = Path(path).expanduser()
+    contents = read_weights_file(path)
+    if "state_dict" in contents and METADATA in contents:
+        state = {
+            k.removeprefix(MODEL_PREFIX): v for k, v in contents["state_dict"].items() if k.startswith(MODEL_PREFIX)
+        }
+        resumable = "optimizer_states" in contents
+        return Checkpoint(path, "detr_ft", state, dict(contents[METADATA]), resumable)
+    try:
+        source_format, state = to_our_state_dict(contents)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    return Checkpoint(path, source_format, state)
+
+
+def check_resumable(path: str | Path) -> Path:
+    """`train.resume_from` must be a detr_ft training checkpoint (optimizer, epoch, strategy state)."""
+    checkpoint = read(path)
+    if not checkpoint.resumable:
+        raise CheckpointError(
+            f"train.resume_from: {checkpoint.path} is not a detr_ft training checkpoint (no optimizer/epoch state). "
+            "To start from its weights with a fresh optimizer, use train.checkpoint_path instead."
+        )
+    return checkpoint.path
+
+
+def refuse_to_overwrite(run_dir: Path, resuming: bool) -> None:
+    """A run folder reused by hand (hydra.run.dir=...) must not overwrite another run's checkpoints."""
+    folder = Path(run_dir) / "checkpoints"
+    if not resuming and folder.is_dir() and any(folder.glob("*.ckpt")):
+        raise FileExistsError(
+            f"{folder} already holds checkpoints of an earlier run; choose another hydra.run.dir, or continue "
+            f"that run with train.resume_from={folder / 'last.ckpt'}"
+        )
+
+
+def save_atomically(contents: Any, path: str | Path) -> Path:
+    """torch.save to `<path>.tmp`, then rename: an interrupted write never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(contents, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, through `save_atomically`."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        save_atomically(checkpoint, path)
+
+
+class RunMetadata(pl.Callback):
+    """Adds the resolved config (YAML text) and the category map to every checkpoint the run writes."""
+
+    def __init__(self, config_yaml: str):
+        self.config_yaml = config_yaml
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint[METADATA] = {
+            "config": self.config_yaml,
+            "category_map": trainer.datamodule.category_map.to_dict(),
+        }
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """`best_epoch=E-step=S-<metric>=V.ckpt` (val/mAP is written val_mAP: no '/' in file names), the best epoch
+    by `monitor` (min for losses, max otherwise). Remembers the best epoch and the validation metrics it had,
+    so the run summary never parses them back out of the file name."""
+
+    def __init__(self, dirpath: str | Path, monitor: str):
+        super().__init__(
+            dirpath=dirpath,
+            filename=f"best_epoch={{epoch}}-step={{step}}-{monitor.replace('/', '_')}={{{monitor}:.4f}}",
+            auto_insert_metric_name=False,
+            monitor=monitor,
+            mode="min" if "loss" in monitor else "max",
+            save_top_k=1,
+            save_on_train_epoch_end=monitor.startswith("train") or None,
+        )
+        self.best_epoch: int | None = None
+        self.best_metrics: dict[str, float] = {}
+
+    def _update_best_and_save(self, current, trainer, monitor_candidates) -> None:
+        # Lightning calls this only when `current` beats the best so far (top 1): this epoch is the new best.
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+        self.best_epoch = trainer.current_epoch
+        self.best_metrics = {k: float(v) for k, v in monitor_candidates.items() if k.startswith("val/")}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "best_epoch": self.best_epoch, "best_metrics": dict(self.best_metrics)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.best_epoch = state_dict.get("best_epoch")
+        self.best_metrics = dict(state_dict.get("best_metrics", {}))
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt`, rewritten after every epoch: what `train.resume_from` continues.
+
+    Its own callback (no monitor, top 1, one name): Lightning's `save_last=True` rewrites last.ckpt only in
+    epochs where the best file changes, so it would hold the best epoch and a resume would go back in time.
+    """
+
+    def __init__(self, dirpath: str | Path, monitor: str):
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            save_top_k=1,
+            enable_version_counter=False,
+            save_on_train_epoch_end=monitor.startswith("train") or None,
+        )
+
+
+def export_weights(checkpoint: str | Path, output: str | Path, half: bool = True, overwrite: bool = False) -> Path:
+    """A weights-only copy of a detr_ft checkpoint (model weights, config, category map; no optimizer or loop
+    state): a few MB that `train.checkpoint_path` and `detr_ft.predict` accept."""
+    target = Path(output)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=true to replace it or choose another output=")
+    source = read(checkpoint)
+    if source.source_format != "detr_ft":
+        raise CheckpointError(f"{source.path} is not a detr_ft checkpoint (it has no stored config and category map)")
+    state = {
+        MODEL_PREFIX + key: value.half() if half and value.is_floating_point() else value
+        for key, value in source.model_state.items()
+    }
+    metadata = {k: v for k, v in source.metadata.items() if k in ("config", "category_map")}
+    return save_atomically({"state_dict": state, METADATA: metadata}, target)

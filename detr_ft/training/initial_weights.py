@@ -1,0 +1,47 @@
+"""Where a run's starting weights come from: `train.checkpoint_path` (a file, `runs:/<id>/path` or an
+MLflow run id) and `train.resume_from`, both checked before any data is read."""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from detr_ft import tracking
+from detr_ft.model.checkpoints import CheckpointError, LoadReport, load_weights
+from detr_ft.training import checkpoints
+
+log = logging.getLogger(__name__)
+
+
+def resolve_checkpoint_path(reference: str, tracking_uri: str) -> Path:
+    """A local path, or an MLflow reference (`runs:/<run_id>/<artifact>` or a bare run id: its best
+    checkpoint) resolved to a local file. Raises CheckpointError naming the reference when absent."""
+    if tracking.is_run_reference(reference):
+        path = Path(tracking.resolve_checkpoint_reference(reference, tracking_uri))
+    else:
+        path = Path(reference).expanduser()
+    if not path.is_file():
+        raise CheckpointError(
+            f"train.checkpoint_path: {reference!r} is not a file (looked at {path.resolve()}). "
+            "Give a .ckpt/.pth/.bin/.safetensors path, runs:/<run_id>/<artifact>, or an MLflow run id."
+        )
+    return path
+
+
+def _class_rows_by_name(checkpoint: checkpoints.Checkpoint, target_names: list[str]) -> list[int] | None:
+    """For our own checkpoints: the source head's row of each target class, matched by class name,
+    when every target class is known to the source (e.g. fine-tuning on a subset of its classes)."""
+    saved = checkpoint.category_map
+    if not saved:
+        return None
+    source_names = list(saved.get("names", []))
+    if source_names == list(target_names) or not set(target_names) <= set(source_names):
+        return None
+    return [source_names.index(name) for name in target_names]
+
+
+def load_initial_weights(model: torch.nn.Module, path: Path, class_names: list[str]) -> LoadReport:
+    """Load fine-tuning weights into `model` (the file is read once); returns what was loaded, for the log."""
+    checkpoint = checkpoints.read(path)
+    class_ids = _class_rows_by_name(checkpoint, class_names)
+    return load_weights(model, checkpoint.model_state, class_ids=class_ids, source=str(path))
