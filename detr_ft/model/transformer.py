@@ -9,21 +9,31 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class EncoderLayer(nn.Module):
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, normalize_before: bool):
+class _Layer(nn.Module):
+    """What encoder and decoder layers share: self-attention, the feed-forward block, `num_norms` norms
+    and dropouts, under the official key names (self_attn, linear1/2, norm1..n) so their weights load as is."""
+
+    def __init__(self, d_model, nhead, dim_feedforward, dropout, normalize_before, num_norms, cross_attention):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        if cross_attention:
+            self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
+        for index in range(1, num_norms + 1):
+            setattr(self, f"norm{index}", nn.LayerNorm(d_model))
         self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        for index in range(1, num_norms + 1):
+            setattr(self, f"dropout{index}", nn.Dropout(dropout))
         self.normalize_before = normalize_before
 
     def _feedforward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+
+class EncoderLayer(_Layer):
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, normalize_before: bool):
+        super().__init__(d_model, nhead, dim_feedforward, dropout, normalize_before, num_norms=2, cross_attention=False)
 
     def forward(self, src, padding_mask, pos):
         if self.normalize_before:
@@ -35,21 +45,9 @@ class EncoderLayer(nn.Module):
         return self.norm2(src + self.dropout2(self._feedforward(src)))
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_Layer):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, normalize_before: bool):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.normalize_before = normalize_before
+        super().__init__(d_model, nhead, dim_feedforward, dropout, normalize_before, num_norms=3, cross_attention=True)
 
     def forward(self, tgt, memory, memory_padding_mask, pos, query_pos):
         if self.normalize_before:
@@ -58,12 +56,11 @@ class DecoderLayer(nn.Module):
             x = self.norm2(tgt)
             cross = self.multihead_attn(x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)[0]
             tgt = tgt + self.dropout2(cross)
-            x = self.norm3(tgt)
-            return tgt + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(x)))))
+            return tgt + self.dropout3(self._feedforward(self.norm3(tgt)))
         tgt = self.norm1(tgt + self.dropout1(self.self_attn(tgt + query_pos, tgt + query_pos, tgt)[0]))
         cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)[0]
         tgt = self.norm2(tgt + self.dropout2(cross))
-        return self.norm3(tgt + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(tgt))))))
+        return self.norm3(tgt + self.dropout3(self._feedforward(tgt)))
 
 
 class Encoder(nn.Module):

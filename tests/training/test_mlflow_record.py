@@ -13,14 +13,14 @@ from tests.training.recorders import InitialState
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, data_cache_module):
+def store(tmp_path_factory, data_cache):
     """A source run (4 classes) and a progressive fine-tune of it onto 6 classes, both recorded in MLflow."""
     root = tmp_path_factory.mktemp("mlflow_record")
     uri = f"sqlite:///{root}/mlflow.db"
     mlflow = ["logger=mlflow", f"logger.tracking_uri={uri}", "trainer.log_every_n_steps=1"]
 
     def run(name, *overrides):
-        return train(compose_config([*mlflow, *overrides], root / name, data_cache_module))
+        return train(compose_config([*mlflow, *overrides], root / name, data_cache))
 
     source = run("source", "data=synthetic", "logger.log_best_checkpoint=true")
     finetuned = run(
@@ -31,12 +31,8 @@ def store(tmp_path_factory, data_cache_module):
         "train.unfreeze_backbone_at_epoch=1",
         "train.epochs=2",
     )
-    return {"uri": uri, "root": root, "source": source, "finetuned": finetuned, "client": MlflowClient(uri)}
-
-
-@pytest.fixture(scope="module")
-def data_cache_module(tmp_path_factory):
-    return tmp_path_factory.mktemp("synthetic_cache_mlflow")
+    client = MlflowClient(uri)
+    return {"uri": uri, "root": root, "cache": data_cache, "source": source, "finetuned": finetuned, "client": client}
 
 
 def test_the_run_is_tagged_with_what_ran(store):
@@ -92,7 +88,7 @@ def test_fine_tuning_from_an_mlflow_run_loads_its_best_checkpoint(store, referen
         "logger=none",
         f"logger.tracking_uri={store['uri']}",
     ]
-    summary = train(compose_config(overrides, store["root"] / f"from_{reference}", store["root"] / "cache"), [state])
+    summary = train(compose_config(overrides, store["root"] / f"from_{reference}", store["cache"]), [state])
     assert summary.class_head == "loaded"
     expected = _model_state(source.best_checkpoint)
     assert state.state.keys() == expected.keys()

@@ -1,0 +1,16 @@
+"""What runs a training job, one concern per file, wired by `detr_ft.train.train(cfg)` through Hydra:
+
+- `module.py`: the LightningModule (training/validation steps, optimizer groups, metric logging only);
+- `lr_schedule.py`: every group's learning rate as a pure function of (step, epoch, unfreeze step);
+- `finetuning.py`: the guide's freeze/unfreeze keys as a per-stage plan, and the callback applying it
+  (not `strategy`: Lightning owns that word);
+- `checkpoints.py`: the ONE owner of the `.ckpt` file (what it holds, atomic writes, the best/last
+  callbacks, reading it for resume, fine-tuning, predict and export);
+- `initial_weights.py`: `train.checkpoint_path` (file, MLflow run id, `runs:/`) into the model;
+- `evaluation.py` + `detections.py`: COCO metrics gathered across ranks, the best epoch's detections JSON;
+- `pictures.py`: drawing detections, and the per-epoch prediction-picture callback;
+- `summary.py`: the end-of-run table, from the trainer's metrics and the checkpoint callbacks' state.
+
+Floors import only downwards: training/ uses model/, data/ and tracking; model/ and data/ know nothing of
+Lightning's checkpoint layout, Hydra or MLflow.
+"""
