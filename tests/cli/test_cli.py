@@ -58,12 +58,43 @@ def test_every_config_group_option_builds_what_it_names(group, option):
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")))
-def test_every_experiment_composes(experiment):
+def test_every_experiment_composes_without_a_preset_warning(experiment):
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[f"experiment={experiment}"])
         assert cfg.train.epochs >= 1
     GlobalHydra.instance().clear()
+    assert _preset_warning(cfg) is None
+
+
+def _preset_warning(cfg) -> str | None:
+    from omegaconf import OmegaConf
+
+    from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
+
+    schedule = OmegaConf.to_container(cfg.train.unfreeze_schedule) if cfg.train.unfreeze_schedule else None
+    settings = (cfg.train.freeze_backbone, cfg.train.unfreeze_backbone_at_epoch, schedule)
+    return preset_mismatch(
+        cfg.finetune_strategy.name, UnfreezePlan(list(cfg.model.backbone.trainable_stages), *settings)
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, warned",
+    [
+        (["finetune_strategy=progressive", "train.unfreeze_backbone_at_epoch=5"], False),  # the README's command
+        (["finetune_strategy=progressive", "train.unfreeze_backbone_at_epoch=2"], False),
+        (["finetune_strategy=frozen"], False),
+        (["finetune_strategy=full"], False),
+        (["finetune_strategy=frozen", "train.unfreeze_backbone_at_epoch=2"], True),  # frozen that unfreezes
+    ],
+)
+def test_the_readmes_strategy_commands_warn_only_when_a_preset_changes_kind(overrides, warned):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    GlobalHydra.instance().clear()
+    assert (_preset_warning(cfg) is not None) == warned
 
 
 @pytest.mark.parametrize(

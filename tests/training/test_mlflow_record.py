@@ -44,7 +44,7 @@ def test_the_run_is_tagged_with_what_ran(store):
     assert tags["weights_from"] == store["source"].last_checkpoint
     assert tags["dataset"] == "synthetic_v2"
     assert tags["model"] == "resnet18"
-    assert tags["strategy"] == "progressive"
+    assert tags["strategy"] == "progressive" and tags["strategy_preset"] == "progressive"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert tags["git_commit"] == commit
     assert tags["best_checkpoint"] == store["finetuned"].best_checkpoint
