@@ -88,8 +88,11 @@ def save_atomically(contents: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    torch.save(contents, temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(contents, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # left only when the save failed: never a half-written file
     return path
 
 

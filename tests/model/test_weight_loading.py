@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from detr_ft.model.checkpoints import CheckpointError, load_weights
-from detr_ft.training.checkpoints import read
 from tests.model.helpers import tiny_detr
 
 
@@ -109,21 +108,6 @@ def test_huggingface_safetensors(tmp_path):
     path = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in _huggingface_layout(source.state_dict()).items()}, str(path))
     assert load_weights(tiny_detr(), path).source_format == "huggingface"
-
-
-def test_our_lightning_checkpoint_loads(tmp_path):
-    source = tiny_detr()
-    path = tmp_path / "last.ckpt"
-    torch.save(
-        {"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}, "detr_ft": {"config": "model: {}"}},
-        path,
-    )
-    target = tiny_detr()
-    torch.nn.init.zeros_(target.class_head.weight)
-    checkpoint = read(path)  # detr_ft's own file is read by the training package; the model takes its state dict
-    assert checkpoint.source_format == "detr_ft" and checkpoint.config_yaml == "model: {}"
-    assert load_weights(target, checkpoint.model_state).source_format == "detr_ft"
-    assert _same_outputs(source, target)
 
 
 def test_another_class_count_reinitialises_only_the_class_head(tmp_path):
