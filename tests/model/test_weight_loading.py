@@ -1,7 +1,5 @@
-"""load_weights: the official DETR layout, the Hugging Face layout, our Lightning checkpoints, class-head
-re-initialisation and row selection, shape errors, and the refusal of pickled code."""
-
-import re
+"""load_weights beyond the layouts (tests/model/test_peer_checkpoints.py proves those with files the real peers
+wrote): class-head re-initialisation and row selection, shape errors, strictness, and the refusal of pickled code."""
 
 import pytest
 import torch
@@ -20,55 +18,6 @@ def _official_layout(state: dict) -> dict:
     return renamed
 
 
-_HF_NAMES = {
-    "encoder": {"norm1": "self_attn_layer_norm", "linear1": "fc1", "linear2": "fc2", "norm2": "final_layer_norm"},
-    "decoder": {
-        "norm1": "self_attn_layer_norm",
-        "norm2": "encoder_attn_layer_norm",
-        "linear1": "fc1",
-        "linear2": "fc2",
-        "norm3": "final_layer_norm",
-    },
-}
-
-
-def _huggingface_layout(state: dict) -> dict:
-    """Our key names -> Hugging Face DetrForObjectDetection's (timm backbone, separate q/k/v projections)."""
-    out = {}
-    for key, value in state.items():
-        if key.startswith("backbone.body."):
-            out["model.backbone.conv_encoder.model." + key.removeprefix("backbone.body.")] = value
-            continue
-        match = re.match(r"transformer\.(encoder|decoder)\.layers\.(\d+)\.(self_attn|multihead_attn)\.(.+)$", key)
-        if match:
-            part, index, attention, rest = match.groups()
-            prefix = f"model.{part}.layers.{index}.{'self_attn' if attention == 'self_attn' else 'encoder_attn'}"
-            if rest.startswith("in_proj_"):
-                kind = rest.removeprefix("in_proj_")
-                for name, chunk in zip("qkv", value.chunk(3), strict=True):
-                    out[f"{prefix}.{name}_proj.{kind}"] = chunk
-            else:
-                out[f"{prefix}.{rest}"] = value
-            continue
-        match = re.match(r"transformer\.(encoder|decoder)\.layers\.(\d+)\.(\w+)\.(weight|bias)$", key)
-        if match:
-            out[f"model.{match[1]}.layers.{match[2]}.{_HF_NAMES[match[1]][match[3]]}.{match[4]}"] = value
-            continue
-        for ours, theirs in [
-            ("transformer.decoder.norm.", "model.decoder.layernorm."),
-            ("input_proj.", "model.input_projection."),
-            ("query_embed.", "model.query_position_embeddings."),
-            ("class_head.", "class_labels_classifier."),
-            ("box_head.", "bbox_predictor."),
-        ]:
-            if key.startswith(ours):
-                out[theirs + key.removeprefix(ours)] = value
-                break
-        else:
-            raise AssertionError(f"unmapped key {key}")
-    return out
-
-
 def _same_outputs(a, b) -> bool:
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -76,38 +25,6 @@ def _same_outputs(a, b) -> bool:
     return torch.allclose(out_a["pred_logits"], out_b["pred_logits"]) and torch.allclose(
         out_a["pred_boxes"], out_b["pred_boxes"]
     )
-
-
-def test_official_layout_loads_with_nothing_missing(tmp_path):
-    source = tiny_detr()
-    path = tmp_path / "detr-official.pth"
-    torch.save({"model": _official_layout(source.state_dict())}, path)
-    target = tiny_detr()
-    torch.nn.init.zeros_(target.class_head.weight)
-    report = load_weights(target, path)
-    assert report.source_format == "official"
-    assert not report.missing and not report.unexpected and not report.reinitialized
-    assert _same_outputs(source, target)
-
-
-def test_huggingface_layout_maps_fully(tmp_path):
-    source = tiny_detr()
-    path = tmp_path / "pytorch_model.bin"
-    torch.save(_huggingface_layout(source.state_dict()), path)
-    target = tiny_detr()
-    torch.nn.init.zeros_(target.class_head.weight)
-    report = load_weights(target, path)
-    assert report.source_format == "huggingface" and not report.missing and not report.unexpected
-    assert _same_outputs(source, target)
-
-
-def test_huggingface_safetensors(tmp_path):
-    from safetensors.torch import save_file
-
-    source = tiny_detr()
-    path = tmp_path / "model.safetensors"
-    save_file({k: v.contiguous() for k, v in _huggingface_layout(source.state_dict()).items()}, str(path))
-    assert load_weights(tiny_detr(), path).source_format == "huggingface"
 
 
 def test_another_class_count_reinitialises_only_the_class_head(tmp_path):
