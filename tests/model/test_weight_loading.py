@@ -18,15 +18,6 @@ def _official_layout(state: dict) -> dict:
     return renamed
 
 
-def _same_outputs(a, b) -> bool:
-    images = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        out_a, out_b = a.eval()(images), b.eval()(images)
-    return torch.allclose(out_a["pred_logits"], out_b["pred_logits"]) and torch.allclose(
-        out_a["pred_boxes"], out_b["pred_boxes"]
-    )
-
-
 def test_another_class_count_reinitialises_only_the_class_head(tmp_path):
     path = tmp_path / "five_classes.pth"
     source = tiny_detr(num_classes=5)
