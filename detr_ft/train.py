@@ -18,7 +18,7 @@ from detr_ft.config import check_train_values, check_trainer_keys, config_dir
 from detr_ft.training import checkpoints
 from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
 from detr_ft.training.initial_weights import load_initial_weights, resolve_checkpoint_path
-from detr_ft.training.summary import RunSummary, print_summary
+from detr_ft.training.summary import RunSummary, next_commands, print_summary
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
 
     summary = RunSummary.from_trainer(trainer, logger, cfg.logger.tracking_uri)
     summary.class_head = tags.get("class_head")
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    summary.commands = next_commands(str(run_dir.resolve()), overrides)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     uploads = [run_dir / "config.yaml", run_dir / "val_detections_best.json"]
     if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:

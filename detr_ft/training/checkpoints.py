@@ -62,9 +62,26 @@ def read(path: str | Path) -> Checkpoint:
     return Checkpoint(path, source_format, state)
 
 
+def in_run_folder(path: str | Path, which: str) -> Path:
+    """A run folder (or its checkpoints/ folder) -> its `best` or `last` checkpoint; any other path as given.
+    Run folders need no quoting on the command line, unlike the guide's `best_epoch=6-...ckpt` names."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return path
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    found = sorted(folder.glob("last.ckpt" if which == "last" else "best_*.ckpt"))
+    if len(found) != 1:
+        raise CheckpointError(
+            f"{path} is a folder, but {folder} holds {len(found)} {which} checkpoint(s) "
+            f"({[p.name for p in folder.glob('*.ckpt')]}); give the .ckpt file itself"
+        )
+    return found[0]
+
+
 def check_resumable(path: str | Path) -> Path:
-    """`train.resume_from` must be a detr_ft training checkpoint (optimizer, epoch, strategy state)."""
-    checkpoint = read(path)
+    """`train.resume_from` (a file, or a run folder: its last.ckpt) must be a detr_ft training checkpoint
+    (optimizer, epoch, strategy state)."""
+    checkpoint = read(in_run_folder(path, "last"))
     if not checkpoint.resumable:
         raise CheckpointError(
             f"train.resume_from: {checkpoint.path} is not a detr_ft training checkpoint (no optimizer/epoch state). "

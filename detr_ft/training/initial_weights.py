@@ -19,11 +19,11 @@ def resolve_checkpoint_path(reference: str, tracking_uri: str) -> Path:
     if tracking.is_run_reference(reference):
         path = Path(tracking.resolve_checkpoint_reference(reference, tracking_uri))
     else:
-        path = Path(reference).expanduser()
+        path = checkpoints.in_run_folder(reference, "best")
     if not path.is_file():
         raise CheckpointError(
             f"train.checkpoint_path: {reference!r} is not a file (looked at {path.resolve()}). "
-            "Give a .ckpt/.pth/.bin/.safetensors path, runs:/<run_id>/<artifact>, or an MLflow run id."
+            "Give a .ckpt/.pth/.bin/.safetensors path, a run folder, runs:/<run_id>/<artifact>, or an MLflow run id."
         )
     return path
 

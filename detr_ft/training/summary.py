@@ -2,7 +2,8 @@
 checkpoints and the MLflow run. Built from the trainer's `callback_metrics` and the checkpoint callbacks'
 own state, never from file names."""
 
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 
@@ -22,6 +23,7 @@ class RunSummary:
     mlflow_run_id: str | None = None
     tracking_uri: str | None = None
     class_head: str | None = None  # "loaded" | "re-initialised" when weights came from train.checkpoint_path
+    commands: dict[str, str] = field(default_factory=dict)  # what to type next: fine-tune from it, resume it
 
     @classmethod
     def from_trainer(cls, trainer: pl.Trainer, logger=None, tracking_uri: str | None = None) -> "RunSummary":
@@ -48,6 +50,27 @@ class RunSummary:
         return found
 
 
+def shell_override(key: str, value: str) -> str:
+    """`key=value` as one POSIX-shell word that Hydra reads back as exactly `value`: values with characters
+    Hydra's grammar treats specially (`=` in the guide's `best_epoch=6-...ckpt`, spaces, brackets) are
+    double-quoted for Hydra, then the whole word is single-quoted for the shell."""
+    plain = all(c.isalnum() or c in "/._-+~:@%" for c in value)
+    text = value if plain else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return shlex.quote(f"{key}={text}")
+
+
+def next_commands(run_dir: str, overrides: list[str]) -> dict[str, str]:
+    """The commands that fine-tune from this run (its best checkpoint) and resume it (its last.ckpt, with the
+    run's own overrides), each correctly quoted for a POSIX shell."""
+    own = [o for o in overrides if not o.startswith(("train.checkpoint_path=", "train.resume_from=", "hydra."))]
+    return {
+        "fine-tune from it": f"python -m detr_ft {shell_override('train.checkpoint_path', run_dir)}",
+        "resume it": " ".join(
+            ["python -m detr_ft", *map(shlex.quote, own), shell_override("train.resume_from", run_dir)]
+        ),
+    }
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -70,6 +93,7 @@ def print_summary(summary: RunSummary) -> None:
             rows.append(("open MLflow UI", summary.tracking_uri))
         else:
             rows.append(("open MLflow UI", f"mlflow ui --backend-store-uri {summary.tracking_uri}  (or make ui)"))
+    rows += list(summary.commands.items())
     width = max(len(key) for key, _ in rows)
     line = "-" * (width + 3 + max(len(value) for _, value in rows))
     print(f"\n{line}\ndetr_ft run summary\n{line}")
