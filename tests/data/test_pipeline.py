@@ -7,13 +7,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision import tv_tensors
 
 from detr_ft.data import CategoryMap, CocoDetection, DetectionDataModule
 from detr_ft.data.collate import collate
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.data.synthetic import ensure_dataset
-from detr_ft.data.transforms import RandomSizeCrop, apply, denormalize, make_eval_transforms, make_train_transforms
+from detr_ft.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RandomSizeCrop,
+    apply,
+    denormalize,
+    make_eval_transforms,
+    make_train_transforms,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +77,29 @@ def _target(boxes):
     return torch.tensor(boxes, dtype=torch.float32), torch.arange(len(boxes))
 
 
-def test_horizontal_flip_mirrors_boxes():
-    from torchvision.transforms import v2
-
+def test_the_train_transforms_flip_boxes_with_the_pixels():
+    """The project's train transforms (one scale that keeps the 50 x 100 size, no crop), over seeds until
+    both outcomes are seen: the box [10, 5, 30, 25] stays put or becomes [70, 5, 90, 25] (cx 0.2 -> 0.8),
+    exactly, and the bright object is where its box says."""
+    transforms = make_train_transforms([50], 100, crop=False)
     image = torch.zeros(3, 50, 100, dtype=torch.uint8)
+    image[:, 5:25, 10:30] = 255
     boxes, labels = _target([[10, 5, 30, 25]])
-    flip = v2.Compose([v2.RandomHorizontalFlip(1.0), v2.ToDtype(torch.float32, scale=True)])
-    _, cxcywh, _ = apply(flip, image, boxes, labels)
-    assert torch.allclose(cxcywh, torch.tensor([[0.8, 0.3, 0.2, 0.4]]))
+    seen = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out, cxcywh, kept = apply(transforms, image, boxes, labels)
+        assert out.shape == (3, 50, 100) and kept.tolist() == [0]
+        flipped = bool(cxcywh[0, 0] > 0.5)
+        seen.add(flipped)
+        if flipped:
+            assert torch.allclose(cxcywh, torch.tensor([[0.8, 0.3, 0.2, 0.4]]))
+        else:
+            assert torch.allclose(cxcywh, torch.tensor([[0.2, 0.3, 0.2, 0.4]]))
+        rows, cols = (denormalize(out)[0] > 0.5).nonzero(as_tuple=True)
+        x0, y0, x1, y1 = (70, 5, 90, 25) if flipped else (10, 5, 30, 25)
+        assert (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1) == (x0, y0, x1, y1)
+    assert seen == {False, True}
 
 
 def test_crop_clips_boxes_and_drops_those_left_empty():
@@ -213,4 +235,7 @@ def test_tv_tensors_boxes_follow_a_resize():
     out, cxcywh, _ = apply(transforms, image, torch.tensor([[20.0, 10.0, 60.0, 50.0]]), torch.tensor([0]))
     assert out.shape[-2:] == (50, 100)
     assert torch.allclose(cxcywh, torch.tensor([[0.2, 0.3, 0.2, 0.4]]))
-    assert isinstance(tv_tensors.Image(out), torch.Tensor)
+    # a plain normalised float tensor (not a tv_tensors.Image): black is -mean / std in every channel
+    assert type(out) is torch.Tensor and out.dtype == torch.float32
+    black = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
+    assert torch.allclose(out, black[:, None, None].expand_as(out), atol=1e-6)
