@@ -22,7 +22,9 @@ def store(tmp_path_factory, data_cache):
     def run(name, *overrides):
         return train(compose_config([*mlflow, *overrides], root / name, data_cache))
 
-    source = run("source", "data=synthetic", "logger.log_best_checkpoint=true")
+    # Two epochs at val/mAP 0: the best checkpoint stays epoch 0 while last.ckpt is epoch 1, so a run id that
+    # resolved to the wrong file would show.
+    source = run("source", "data=synthetic", "logger.log_best_checkpoint=true", "train.epochs=2")
     finetuned = run(
         "finetune",
         "data=synthetic_v2",
@@ -91,5 +93,6 @@ def test_fine_tuning_from_an_mlflow_run_loads_its_best_checkpoint(store, referen
     summary = train(compose_config(overrides, store["root"] / f"from_{reference}", store["cache"]), [state])
     assert summary.class_head == "loaded"
     expected = _model_state(source.best_checkpoint)
+    assert not all(torch.equal(v, _model_state(source.last_checkpoint)[k]) for k, v in expected.items())
     assert state.state.keys() == expected.keys()
     assert all(torch.equal(state.state[k], expected[k]) for k in expected)
