@@ -1,5 +1,6 @@
-"""`python -m detr_ft.compare [sweep=ID] [experiment=NAME] [runs=[ID,...]] [metric=val/mAP]
-[tracking_uri=sqlite:///mlflow.db] [output=DIR]`
+"""`python -m detr_ft.compare [sweep=ID] [runs=[ID,...]] [metric=val/mAP] [output=DIR]
+[logger.tracking_uri=sqlite:///mlflow.db] [logger.experiment_name=detr_ft]`
+(a Hydra app over conf/compare.yaml: `--help` lists the keys, `--cfg job` prints them)
 
 A table of runs sorted by their best value of `metric` (best first) and a PNG of the metric per
 epoch, written to `output` (default `comparisons/<sweep or experiment>`) and logged to MLflow in a run
@@ -9,16 +10,16 @@ tagged as a comparison. With no selection: the newest sweep of the experiment, e
 import sys
 from pathlib import Path
 
+import hydra
 import matplotlib
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from detr_ft.config import config_dir
 from detr_ft.tracking import COMPARISON_TAG, find_runs, newest_sweep
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
-
-VALID_KEYS = {"sweep", "experiment", "runs", "metric", "tracking_uri", "output"}
 
 
 def _backbone_lr(params: dict) -> str:
@@ -61,7 +62,9 @@ def compare(
         sweep = newest_sweep(tracking_uri, experiment)
     selected = find_runs(tracking_uri, experiment, sweep, runs)
     if not selected:
-        raise ValueError(f"no runs found (sweep={sweep}, experiment={experiment}, runs={runs}) in {tracking_uri}")
+        raise ValueError(
+            f"no runs found (sweep={sweep}, logger.experiment_name={experiment}, runs={runs}) in {tracking_uri}"
+        )
     rows = sorted((_row(client, run, metric) for run in selected), key=lambda r: (r["best"] is None, -(r["best"] or 0)))
     label = (sweep or experiment).strip("/").replace("/", "_")
     folder = Path(output or Path("comparisons") / label)
@@ -104,16 +107,18 @@ def format_table(rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    args = OmegaConf.from_cli(argv)
-    unknown = sorted(set(args.keys()) - VALID_KEYS)
-    if unknown:
-        sys.exit(f"unknown key(s) {unknown}; valid keys: {sorted(VALID_KEYS)}")
-    options = OmegaConf.to_container(args)
-    rows, plot = compare(**options)
-    print(format_table(rows, options.get("metric", "val/mAP")))
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="compare")
+def main(cfg: DictConfig) -> None:
+    runs = OmegaConf.to_container(cfg.runs) if cfg.runs else None
+    try:
+        rows, plot = compare(
+            cfg.sweep, cfg.logger.experiment_name, runs, cfg.metric, cfg.logger.tracking_uri, cfg.output
+        )
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    print(format_table(rows, cfg.metric))
     print(f"\nplot: {plot}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -4,10 +4,12 @@ derived values the config computes (`${backbone_lr:...}`, `${asset:...}`).
 A misspelt key or a value of the wrong type fails while Hydra composes, before any data is read.
 `model`, `criterion`, `data`, `module`, `callbacks`, `logger` and `trainer` are `_target_` trees that
 `train(cfg)` builds with `hydra.utils.instantiate`; they are checked where they are built (see
-`check_trainer_keys`).
+`check_trainer_keys`). The secondary entry points (predict, export, compare, data.check) have small schemas
+of their own here too, so a misspelt key fails there the same way.
 """
 
 import inspect
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,10 +65,16 @@ class StrategyConfig:
 
 
 @dataclass
-class LoggerConfig:
-    _target_: str = "detr_ft.tracking.mlflow_logger"  # or detr_ft.tracking.no_logger (logger=none)
+class TrackingStoreConfig:
+    """Where MLflow runs live: `logger.*` of the main app and of `detr_ft.compare`, one spelling for both."""
+
     tracking_uri: str = "sqlite:///mlflow.db"  # also where run ids in train.checkpoint_path are looked up
     experiment_name: str = "detr_ft"
+
+
+@dataclass
+class LoggerConfig(TrackingStoreConfig):
+    _target_: str = "detr_ft.tracking.mlflow_logger"  # or detr_ft.tracking.no_logger (logger=none)
     run_name: str | None = None
     log_best_checkpoint: bool = False
 
@@ -104,6 +112,59 @@ class BackbonePretrainingConfig:
     data: Any = MISSING
 
 
+@dataclass
+class PredictConfig:
+    """conf/predict.yaml: `python -m detr_ft.predict`."""
+
+    checkpoint: str = MISSING  # a .ckpt written by `python -m detr_ft` or `python -m detr_ft.export`
+    input: str = MISSING  # an image, or a folder of images
+    threshold: float = 0.7
+    output: str = "predictions"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class ExportConfig:
+    """conf/export.yaml: `python -m detr_ft.export`."""
+
+    checkpoint: str = MISSING
+    output: str = MISSING
+    half: bool = True  # float16 weights: half the size
+    overwrite: bool = False
+
+
+@dataclass
+class CompareConfig:
+    """conf/compare.yaml: `python -m detr_ft.compare`."""
+
+    sweep: str | None = None
+    runs: list[str] | None = None
+    metric: str = "val/mAP"
+    output: str | None = None
+    logger: TrackingStoreConfig = field(default_factory=TrackingStoreConfig)
+
+
+@dataclass
+class CheckConfig:
+    """conf/check.yaml: `python -m detr_ft.data.check` (the main config's `data` group)."""
+
+    data: Any = MISSING
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is `???`, read without resolving (an interpolation to a `???` is not one)."""
+    if isinstance(node, dict):
+        return [key for name, value in node.items() for key in _missing_keys(value, f"{prefix}{name}.")]
+    return [prefix[:-1]] if node == "???" else []
+
+
+def exit_if_missing(cfg: DictConfig, app: str) -> None:
+    """End a command-line tool with one line naming the required keys (`???`) the command did not set."""
+    missing = _missing_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        sys.exit(f"error: missing {', '.join(f'{key}=...' for key in missing)} (see python -m {app} --help)")
+
+
 def _asset(name: str) -> str:
     return str(ASSETS_DIR / name)
 
@@ -118,6 +179,10 @@ def register() -> None:
     """Register the schema and the `${asset:NAME}` resolver (a file shipped in detr_ft/assets)."""
     ConfigStore.instance().store(name="detr_ft_schema", node=DetrFtConfig)
     ConfigStore.instance().store(name="pretrain_backbone_schema", node=BackbonePretrainingConfig)
+    ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
+    ConfigStore.instance().store(name="export_schema", node=ExportConfig)
+    ConfigStore.instance().store(name="compare_schema", node=CompareConfig)
+    ConfigStore.instance().store(name="check_schema", node=CheckConfig)
     if not OmegaConf.has_resolver("asset"):
         OmegaConf.register_new_resolver("asset", _asset)
     if not OmegaConf.has_resolver("backbone_lr"):

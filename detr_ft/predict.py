@@ -1,5 +1,5 @@
 """`python -m detr_ft.predict checkpoint=PATH input=FOLDER_OR_IMAGE [threshold=0.7] [output=predictions]
-[device=auto]`
+[device=auto]` (a Hydra app over conf/predict.yaml: `--help` lists the keys, `--cfg job` prints them)
 
 Runs a detr_ft checkpoint (a training `.ckpt` or a `detr_ft.export` copy) on one image or on every image
 of a folder (jpg, jpeg, png, bmp, webp; not its sub-folders) and writes, into the output folder:
@@ -13,11 +13,13 @@ import json
 import sys
 from pathlib import Path
 
+import hydra
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from detr_ft.config import config_dir, exit_if_missing
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.data.transforms import apply, make_eval_transforms
@@ -26,12 +28,7 @@ from detr_ft.training import checkpoints
 from detr_ft.training.detections import postprocess, to_coco_results
 from detr_ft.training.pictures import PREDICTION_COLOUR, draw_boxes
 
-DEFAULTS = {"checkpoint": None, "input": None, "threshold": 0.7, "output": "predictions", "device": "auto"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-USAGE = (
-    "usage: python -m detr_ft.predict checkpoint=PATH input=FOLDER_OR_IMAGE [threshold=0.7] "
-    "[output=predictions] [device=auto|cpu|cuda]"
-)
 
 
 class Detector:
@@ -39,7 +36,7 @@ class Detector:
     category map and the validation-time resize."""
 
     def __init__(self, checkpoint: str | Path, device: str = "auto"):
-        path = Path(checkpoint).expanduser()
+        path = checkpoints.in_run_folder(checkpoint, "best")  # a run folder: its best checkpoint
         saved = checkpoints.read(path)  # weights_only: nothing in the file is executed
         if not saved.config_yaml or not saved.category_map:
             raise CheckpointError(
@@ -148,7 +145,7 @@ def predict(
     which holds detections.json and the drawn copies of the images."""
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold={threshold} must be between 0 and 1")
-    if not Path(checkpoint).expanduser().is_file():
+    if not checkpoints.in_run_folder(checkpoint, "best").is_file():
         raise FileNotFoundError(f"checkpoint={checkpoint} does not exist")
     images = find_images(input)
     detector = Detector(checkpoint, device)
@@ -193,29 +190,14 @@ def _save_copy(image: torch.Tensor, path: Path) -> None:
         picture.save(path)
 
 
-def main(argv: list[str]) -> None:
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(__doc__)
-        return
-    bare = [arg for arg in argv if "=" not in arg]
-    if bare:
-        sys.exit(f"arguments are key=value pairs; got {bare}\n{USAGE}")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    exit_if_missing(cfg, "detr_ft.predict")
     try:
-        args = OmegaConf.to_container(OmegaConf.from_cli(argv))
-    except Exception as error:  # OmegaConf's grammar errors: say what the arguments should look like
-        sys.exit(f"could not parse the arguments {argv}: {error}\n{USAGE}")
-    unknown = sorted(set(args) - set(DEFAULTS))
-    if unknown:
-        sys.exit(f"unknown argument(s) {unknown}; valid keys are {sorted(DEFAULTS)}\n{USAGE}")
-    settings = {**DEFAULTS, **args}
-    missing = [key for key in ("checkpoint", "input") if settings[key] is None]
-    if missing:
-        sys.exit(f"missing {' and '.join(f'{key}=...' for key in missing)}\n{USAGE}")
-    try:
-        predict(**settings)
+        predict(cfg.checkpoint, cfg.input, cfg.threshold, cfg.output, cfg.device)
     except (FileNotFoundError, ValueError) as error:  # CheckpointError and BadImageError are ValueErrors
         sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

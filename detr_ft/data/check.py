@@ -1,4 +1,5 @@
-"""`python -m detr_ft.data.check data=...`: validate a COCO-format dataset before training on it.
+"""`python -m detr_ft.data.check data=...`: validate a COCO-format dataset before training on it (a Hydra
+app over conf/check.yaml, which composes the main config's `data` group: `data=coco data.root=/x` works).
 
 Reports missing or unreadable images, image sizes that disagree with the file (EXIF rotation), boxes
 outside the image or with zero area, annotations of unknown categories, duplicate ids, splits whose
@@ -6,12 +7,19 @@ categories differ, images without annotations (a note: DETR trains on them) and 
 Exits 1 when there are errors.
 """
 
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hydra
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from detr_ft.config import config_dir, exit_if_missing
+from detr_ft.data.coco import annotation_problems, describe, has_valid_bbox, load_annotation_file
+from detr_ft.data.datamodule import split_paths
 from detr_ft.data.images import BadImageError, load_rgb
 
 MAX_LISTED = 10
@@ -28,48 +36,31 @@ class SplitReport:
 
 def _read(annotations_file: Path, report: SplitReport) -> dict | None:
     """The file's COCO dict, or None with the reason in `report.errors`."""
-    if not annotations_file.is_file():
-        report.errors.append(f"annotation file {annotations_file} does not exist")
-        return None
     try:
-        data = json.loads(annotations_file.read_text())
-    except json.JSONDecodeError as error:
-        report.errors.append(f"{annotations_file} is not valid JSON: {error}")
+        return load_annotation_file(annotations_file)
+    except (FileNotFoundError, ValueError) as error:
+        report.errors.append(str(error))
         return None
-    missing = [
-        key
-        for key in ("images", "annotations", "categories")
-        if not isinstance(data, dict) or not isinstance(data.get(key), list)
-    ]
-    if missing:
-        report.errors.append(
-            f"{annotations_file} has no {missing} list(s) (COCO needs images, annotations, categories)"
-        )
-        return None
-    return data
 
 
 def _check_annotations(data: dict, images: dict, categories: dict, report: SplitReport) -> set:
     """Ids, categories and boxes of every annotation; -> the ids of the images that have one."""
-    seen, annotated = set(), set()
+    seen, annotated, category_ids = set(), set(), set(categories)
     for annotation in data["annotations"]:
-        where = f"annotation {annotation.get('id')} (image {annotation.get('image_id')})"
+        where = describe(annotation)
         if annotation.get("id") in seen:
             report.errors.append(f"duplicate annotation id {annotation.get('id')}")
         seen.add(annotation.get("id"))
-        if annotation.get("category_id") not in categories:
-            report.errors.append(f"{where}: unknown category id {annotation.get('category_id')}")
+        report.errors += annotation_problems(annotation, category_ids)
         image = images.get(annotation.get("image_id"))
         if image is None:
             report.errors.append(f"{where}: no image with that id")
             continue
         annotated.add(annotation["image_id"])
         report.counts[categories.get(annotation.get("category_id"), "?")] += 1
-        bbox = annotation.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-            report.errors.append(f"{where}: missing or malformed bbox {bbox!r} (want [x, y, width, height] numbers)")
+        if not has_valid_bbox(annotation):
             continue
-        x, y, w, h = bbox
+        x, y, w, h = bbox = annotation["bbox"]
         width, height = image.get("width", float("inf")), image.get("height", float("inf"))
         if w <= 0 or h <= 0:
             report.errors.append(f"{where}: zero-area box {bbox}")
@@ -161,39 +152,32 @@ def report(splits: dict[str, tuple[Path, Path]], read_images: bool = True) -> in
 
 
 def splits_from_config(data_cfg) -> dict[str, tuple[Path, Path]]:
-    """The splits a `data` config points at (for synthetic configs, after generating them)."""
-    if "variant" in data_cfg:
-        from detr_ft.data.synthetic import ensure_dataset
-
-        folder = ensure_dataset(
-            data_cfg.cache_dir,
-            data_cfg.variant,
-            data_cfg.train_size,
-            data_cfg.val_size,
-            data_cfg.image_size,
-            data_cfg.seed,
-        )
-        return {s: (folder / s, folder / "annotations" / f"instances_{s}.json") for s in ("train", "val")}
-    splits = {
-        "train": (Path(data_cfg.train_images), Path(data_cfg.train_annotations)),
-        "val": (Path(data_cfg.val_images), Path(data_cfg.val_annotations)),
-    }
-    if data_cfg.get("test_images") and data_cfg.get("test_annotations"):
-        splits["test"] = (Path(data_cfg.test_images), Path(data_cfg.test_annotations))
-    return splits
+    """The splits a `data` config points at: its datamodule's `paths` (synthetic data is generated on first
+    use). Building the datamodule reads and validates the train annotation file; when that fails, a COCO-style
+    config's path keys are used instead, so that the report lists everything wrong with the files."""
+    try:
+        return instantiate(data_cfg, batch_size=1, num_workers=0).paths
+    except InstantiationException as error:
+        keys = ("train_images", "train_annotations", "val_images", "val_annotations")
+        if not all(data_cfg.get(key) for key in keys):
+            raise
+        print(f"note: the datamodule could not be built ({error.__cause__ or error}); checking its files")
+        test = {key: data_cfg.get(key) for key in ("test_images", "test_annotations")}
+        return split_paths(*(data_cfg[key] for key in keys), **test)
 
 
-def main(overrides: list[str]) -> int:
-    from hydra import compose, initialize_config_dir
-
-    from detr_ft.config import config_dir
-
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    errors = report(splits_from_config(cfg.data))
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="check")
+def main(cfg: DictConfig) -> None:
+    exit_if_missing(cfg, "detr_ft.data.check")
+    try:
+        splits = splits_from_config(cfg.data)
+    except (FileNotFoundError, ValueError, InstantiationException) as error:
+        sys.exit(f"error: {error}")
+    errors = report(splits)
     print("dataset OK" if not errors else f"dataset has {errors} error(s)")
-    return 1 if errors else 0
+    if errors:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()

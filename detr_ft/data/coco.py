@@ -17,8 +17,11 @@ from detr_ft.data.transforms import apply
 log = logging.getLogger(__name__)
 
 
-def read_annotations(path: str | Path) -> dict:
-    """The annotation file's JSON, with errors that name the file and what is wrong in it."""
+COCO_LISTS = ("images", "annotations", "categories")
+
+
+def load_annotation_file(path: str | Path) -> dict:
+    """The file's JSON if it holds COCO's three lists; FileNotFoundError or ValueError naming the file if not."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
@@ -26,21 +29,50 @@ def read_annotations(path: str | Path) -> dict:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"annotation file {path} is not valid JSON: {error}") from None
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise ValueError(
-                f"annotation file {path} has no '{key}' list (COCO format needs images, annotations, categories)"
-            )
+    missing = [key for key in COCO_LISTS if not isinstance(data, dict) or not isinstance(data.get(key), list)]
+    if missing:
+        raise ValueError(
+            f"annotation file {path} has no {missing} list(s) (COCO format needs images, annotations, categories)"
+        )
+    return data
+
+
+def describe(annotation: dict) -> str:
+    """How messages name an annotation."""
+    return f"annotation id {annotation.get('id')} (image {annotation.get('image_id')})"
+
+
+def has_valid_bbox(annotation: dict) -> bool:
+    bbox = annotation.get("bbox")
+    return isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)
+
+
+def annotation_problems(annotation: dict, category_ids: set) -> list[str]:
+    """What stops one annotation from being trained on (its bbox, its category), each naming the annotation.
+    read_annotations raises on the first; `python -m detr_ft.data.check` reports them all."""
+    problems = []
+    if not has_valid_bbox(annotation):
+        problems.append(
+            f"{describe(annotation)}: missing or malformed bbox {annotation.get('bbox')!r} "
+            "(want [x, y, width, height] numbers)"
+        )
+    if annotation.get("category_id") not in category_ids:
+        problems.append(
+            f"{describe(annotation)}: unknown category_id {annotation.get('category_id')!r} "
+            f"(the file's categories are {sorted(category_ids, key=str)})"
+        )
+    return problems
+
+
+def read_annotations(path: str | Path) -> dict:
+    """The annotation file's JSON, with errors that name the file and what is wrong in it."""
+    data = load_annotation_file(path)
     category_ids = {category.get("id") for category in data["categories"]}
     for annotation in data["annotations"]:
-        where = f"annotation file {path}: annotation id {annotation.get('id')} (image {annotation.get('image_id')})"
-        bbox = annotation.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-            raise ValueError(f"{where} has no valid 'bbox' [x, y, width, height] (got {bbox!r})")
-        if annotation.get("category_id") not in category_ids:
+        problems = annotation_problems(annotation, category_ids)
+        if problems:
             raise ValueError(
-                f"{where} has category_id {annotation.get('category_id')!r}, which is not among the file's "
-                f"categories {sorted(category_ids, key=str)}; run `python -m detr_ft.data.check` for a full report"
+                f"annotation file {path}: {problems[0]}; run `python -m detr_ft.data.check` for a full report"
             )
     return data
 

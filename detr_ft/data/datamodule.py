@@ -16,6 +16,24 @@ from detr_ft.data.collate import collate
 from detr_ft.data.transforms import make_eval_transforms, make_train_transforms
 
 
+def split_paths(
+    train_images: str,
+    train_annotations: str,
+    val_images: str,
+    val_annotations: str,
+    test_images: str | None = None,
+    test_annotations: str | None = None,
+) -> dict[str, tuple[Path, Path]]:
+    """{"train": (images folder, annotation file), "val": ..., and "test" when both its paths are set}."""
+    paths = {
+        "train": (Path(train_images), Path(train_annotations)),
+        "val": (Path(val_images), Path(val_annotations)),
+    }
+    if test_images and test_annotations:
+        paths["test"] = (Path(test_images), Path(test_annotations))
+    return paths
+
+
 class DetectionDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -39,12 +57,9 @@ class DetectionDataModule(pl.LightningDataModule):
         root: str | None = None,  # only used by the config to derive the paths above
     ):
         super().__init__()
-        self.paths = {
-            "train": (Path(train_images), Path(train_annotations)),
-            "val": (Path(val_images), Path(val_annotations)),
-        }
-        if test_images and test_annotations:
-            self.paths["test"] = (Path(test_images), Path(test_annotations))
+        self.paths = split_paths(
+            train_images, train_annotations, val_images, val_annotations, test_images, test_annotations
+        )
         self.batch_size, self.num_workers = batch_size, num_workers
         self.label_mode, self.skip_bad_images, self.name = label_mode, skip_bad_images, name
         self.train_transforms = make_train_transforms(list(train_scales), max_size, crop)

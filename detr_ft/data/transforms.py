@@ -13,6 +13,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from detr_ft.model.boxes import xyxy_to_cxcywh
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -112,6 +114,4 @@ def apply(transforms, image: torch.Tensor, boxes_xyxy: torch.Tensor, labels: tor
     out_h, out_w = image.shape[-2:]
     xyxy = target["boxes"].as_subclass(torch.Tensor).reshape(-1, 4)
     scale = torch.tensor([out_w, out_h, out_w, out_h], dtype=torch.float32)
-    x0, y0, x1, y1 = (xyxy / scale).unbind(-1)
-    cxcywh = torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
-    return image.as_subclass(torch.Tensor), cxcywh, target["labels"]
+    return image.as_subclass(torch.Tensor), xyxy_to_cxcywh(xyxy / scale), target["labels"]

@@ -189,7 +189,7 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = True
     target = Path(output)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=true to replace it or choose another output=")
-    source = read(checkpoint)
+    source = read(in_run_folder(checkpoint, "best"))
     if source.source_format != "detr_ft":
         raise CheckpointError(f"{source.path} is not a detr_ft checkpoint (it has no stored config and category map)")
     state = {

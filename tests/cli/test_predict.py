@@ -6,6 +6,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
@@ -15,7 +16,7 @@ from detr_ft.data.categories import CategoryMap
 from detr_ft.model.checkpoints import CheckpointError
 from detr_ft.predict import fresh_output_dir, main, predict
 from detr_ft.training.checkpoints import export_weights
-from tests.conftest import REPO, run_cli
+from tests.conftest import compose_config, run_cli
 
 # File category ids that are neither 0/1-based nor contiguous.
 CATEGORY_MAP = CategoryMap.from_coco_categories([{"id": 3, "name": "dog"}, {"id": 7, "name": "cat"}])
@@ -40,21 +41,12 @@ def fixed_box_model(cfg):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A file in our Lightning checkpoint layout: state_dict of model.<key>, config YAML, category map."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                "model=detr_tiny",
-                "data=synthetic",
-                "train.checkpoint_path=null",
-                "data.eval_scale=48",
-                "data.max_size=64",
-            ],
-        )
+    folder = tmp_path_factory.mktemp("checkpoint")
+    # As a run's config is stored: resolved, with the run folder Hydra would have set.
+    cfg = compose_config(["data.eval_scale=48", "data.max_size=64"], folder / "run", folder / "cache")
     GlobalHydra.instance().clear()
     model = fixed_box_model(cfg)
-    path = tmp_path_factory.mktemp("checkpoint") / "best_epoch=1-step=2-val_mAP=0.5000.ckpt"
+    path = folder / "best_epoch=1-step=2-val_mAP=0.5000.ckpt"
     torch.save(
         {
             "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
@@ -160,33 +152,72 @@ def test_a_checkpoint_naming_foreign_code_is_refused(checkpoint, photos, tmp_pat
         predict(tmp_path / "official.pth", photos, output=tmp_path / "out")
 
 
-def test_cli_rejects_unknown_keys_listing_the_valid_ones(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["checkpoint=x.ckpt", "input=photos", "treshold=0.5"])
-    message = str(exit_info.value)
-    assert "treshold" in message and "threshold" in message and "output" in message
-    with pytest.raises(SystemExit, match="input="):
-        main(["checkpoint=x.ckpt"])
-    with pytest.raises(SystemExit, match="key=value"):
-        main(["photo.jpg"])
+def _command_line(*overrides: str):
+    """conf/predict.yaml composed with `overrides` as `python -m detr_ft.predict ...` composes it."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            return compose("predict", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_cli_names_a_misspelt_key_a_missing_one_a_bare_argument_and_a_missing_file():
+    with pytest.raises(ConfigCompositionException, match="treshold") as error:
+        _command_line("checkpoint=x.ckpt", "input=photos", "treshold=0.5")
+    assert "PredictConfig" in str(error.value.__cause__)  # the schema whose keys `--help` lists
+    with pytest.raises(SystemExit, match="missing input=.*--help"):
+        main(_command_line("checkpoint=x.ckpt"))
+    with pytest.raises(OverrideParseException, match="photo.jpg"):
+        _command_line("photo.jpg")
     with pytest.raises(SystemExit, match="x.ckpt does not exist"):
-        main(["checkpoint=x.ckpt", "input=photos"])
+        main(_command_line("checkpoint=x.ckpt", "input=photos"))
 
 
 @pytest.mark.slow
 def test_cli_end_to_end(checkpoint, photos, tmp_path):
+    """The checkpoint's Lightning name holds '=': Hydra's grammar takes such a path quoted, as --help says."""
     result = run_cli(
         [
             "-m",
             "detr_ft.predict",
-            f"checkpoint={checkpoint}",
+            f"checkpoint='{checkpoint}'",
             f"input={photos}",
             "threshold=0.5",
-            f"output={tmp_path / 'cli'}",
+            "output=cli",
         ],
-        cwd=REPO,
+        cwd=tmp_path,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "wrote 20 detections for 2 images" in result.stdout
     assert len(json.loads((tmp_path / "cli" / "detections.json").read_text())) == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli", "photos"], "no outputs/, .hydra/ or log file"
+
+
+@pytest.mark.slow
+def test_export_cli_writes_a_copy_predict_reads_and_overwrites_only_when_told(checkpoint, photos, tmp_path):
+    """As `make pretrain` calls it: checkpoint=... output=... overwrite=true."""
+    command = ["-m", "detr_ft.export", f"checkpoint='{checkpoint}'", "output=small.ckpt"]
+    first = run_cli(command, cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "wrote small.ckpt" in first.stdout
+    before = (tmp_path / "small.ckpt").stat().st_mtime_ns
+    again = run_cli(command, cwd=tmp_path, timeout=300)
+    assert again.returncode != 0 and again.stderr.strip().startswith("error:") and "overwrite=true" in again.stderr
+    assert (tmp_path / "small.ckpt").stat().st_mtime_ns == before
+    replaced = run_cli([*command, "overwrite=true", "half=false"], cwd=tmp_path, timeout=300)
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "small.ckpt"], "no outputs/, .hydra/ or log file"
+    folder = predict(tmp_path / "small.ckpt", photos / "tall.png", output=tmp_path / "out")
+    assert len(json.loads((folder / "detections.json").read_text())) == 10
+
+
+def test_a_run_folder_stands_for_its_best_checkpoint(checkpoint, photos, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / checkpoint.name).write_bytes(checkpoint.read_bytes())
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"not read: predict takes the best checkpoint")
+    by_file = json.loads((predict(checkpoint, photos, output=tmp_path / "a") / "detections.json").read_text())
+    by_folder = json.loads((predict(run, photos, output=tmp_path / "b") / "detections.json").read_text())
+    assert by_folder == by_file and by_file

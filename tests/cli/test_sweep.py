@@ -1,5 +1,5 @@
 """A real `--multirun` sweep: each job one MLflow run of one sweep, a failed job marked FAILED without
-stopping the others, and `detr_ft.compare` listing them in metric order."""
+stopping the others, and `detr_ft.compare` (function and command) listing them in metric order."""
 
 import mlflow
 import pytest
@@ -47,6 +47,24 @@ def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp
     values = [row["best"] for row in rows if row.get("best") is not None]
     assert len(rows) == 4 and values == sorted(values, reverse=True)
     assert plot.is_file()
+
+    # The command line spells the store as the main app does (logger.*).
+    shown = run_cli(
+        [
+            "-m",
+            "detr_ft.compare",
+            f"sweep='{runs[0].data.tags['sweep']}'",
+            f"logger.tracking_uri={tracking_uri}",
+            "logger.experiment_name=detr_ft",
+            f"output={tmp_path / 'cmp_cli'}",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    table = shown.stdout.splitlines()
+    assert [line.split()[0] for line in table[2:6]] == [row["name"][:28] for row in rows]  # best first
+    assert (tmp_path / "cmp_cli" / "val_mAP.png").is_file()
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """`python -m detr_ft.data.check`, run as users run it: a clean report on the built-in data, and every
-problem of a deliberately broken dataset named with exit status 1."""
+problem of a deliberately broken dataset named with exit status 1. Runs in a folder of its own, which the
+check must leave empty."""
 
 import json
 import subprocess
@@ -11,15 +12,19 @@ from PIL import Image
 from detr_ft.data.check import check_split
 
 
-def _check(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "detr_ft.data.check", *overrides], capture_output=True, text=True, timeout=180
+def _check(*overrides: str, cwd) -> subprocess.CompletedProcess:
+    before = sorted(cwd.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "detr_ft.data.check", *overrides], cwd=cwd, capture_output=True, text=True, timeout=180
     )
+    assert sorted(cwd.iterdir()) == before, "the check writes nothing where it is run"
+    return result
 
 
 def test_the_built_in_data_gets_a_clean_report(tmp_path):
     sizes = ["data.train_size=12", "data.val_size=4", "data.image_size=64", f"data.cache_dir={tmp_path}"]
-    result = _check("data=synthetic_v2", *sizes)
+    (tmp_path / "here").mkdir()
+    result = _check("data=synthetic_v2", *sizes, cwd=tmp_path / "here")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ERROR" not in result.stdout and result.stdout.strip().endswith("dataset OK")
     assert "== train:" in result.stdout and "== val:" in result.stdout and "star=" in result.stdout
@@ -61,6 +66,7 @@ def _check_coco(images, train_annotations, val_annotations) -> subprocess.Comple
         f"data.train_annotations={train_annotations}",
         f"data.val_images={images}",
         f"data.val_annotations={val_annotations}",
+        cwd=images.parent,
     )
 
 
@@ -83,7 +89,7 @@ def test_box_category_id_and_file_problems_are_reported(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     for expected in (
         "outside the 40x30 image",
-        "unknown category id 99",
+        "unknown category_id 99",
         "zero-area box",
         "duplicate annotation id 1",
         "missing.png is missing",
@@ -106,6 +112,15 @@ def test_a_broken_dataset_is_reported_problem_by_problem(tmp_path):
     ):
         assert expected in result.stdout, (expected, result.stdout)
     assert result.stdout.strip().endswith("error(s)")
+
+
+def test_the_coco_layout_under_data_root_and_a_missing_root(tmp_path):
+    composed = _check("data=coco", "data.root=/data/mycoco", "--cfg", "job", cwd=tmp_path)
+    assert composed.returncode == 0, composed.stderr
+    assert "train_images: ${.root}/train2017" in composed.stdout and "root: /data/mycoco" in composed.stdout
+    missing = _check("data=coco", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().endswith("error: missing data.root=... (see python -m detr_ft.data.check --help)")
 
 
 def test_structural_problems_are_errors_not_crashes(tmp_path):

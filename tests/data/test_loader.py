@@ -204,5 +204,5 @@ def test_unknown_categories_and_split_mismatches_fail_early_naming_the_file(tmp_
     with pytest.raises(ValueError, match="three_categories.json has categories"):
         module.setup("validate")
     bad.write_text(json.dumps([1, 2]))
-    with pytest.raises(ValueError, match="unknown_category.json has no 'images' list"):
+    with pytest.raises(ValueError, match=r"unknown_category.json has no \['images'.*\] list"):
         DetectionDataModule(str(folder / "train"), str(bad), str(folder / "val"), str(bad))
