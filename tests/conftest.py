@@ -42,6 +42,18 @@ def data_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("synthetic_cache")
 
 
+# The one synthetic dataset the data tests share (v1: circle, square, triangle, cross), in the session cache.
+SHARED_SYNTHETIC = {"train_size": 48, "val_size": 6, "image_size": 96, "seed": 5}
+
+
+@pytest.fixture(scope="session")
+def synthetic_folder(data_cache) -> Path:
+    """A generated COCO-format folder: train/, val/, annotations/instances_{train,val}.json."""
+    from detr_ft.data.synthetic import ensure_dataset
+
+    return ensure_dataset(data_cache, "v1", **SHARED_SYNTHETIC)
+
+
 def compose_config(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
     """The app's config as `python -m detr_ft` would see it, with HydraConfig set for the run folder."""
     given = {o.split("=", 1)[0] for o in overrides}

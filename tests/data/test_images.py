@@ -143,3 +143,25 @@ def test_truncated_jpeg_missing_file_and_folder_fail_naming_the_path(tmp_path):
         with pytest.raises(BadImageError, match=message) as error:
             load_rgb(path)
         assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "P"])
+def test_unusual_image_modes_load_as_rgb(tmp_path, mode):
+    path = tmp_path / f"image_{mode.replace(';', '')}.png"
+    if mode == "I;16":
+        Image.fromarray(np.full((20, 30), 40000, dtype=np.uint16)).save(path)
+    else:
+        Image.new(mode, (30, 20)).save(path)
+    image = load_rgb(path)
+    assert image.shape == (3, 20, 30) and image.dtype == torch.uint8
+    if mode == "I;16":
+        assert int(image[0, 0, 0]) == 40000 >> 8  # scaled, not clipped to white
+
+
+def test_exif_rotated_jpeg_loads_in_displayed_orientation(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    stored = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored.save(path, exif=exif)
+    assert load_rgb(path).shape == (3, 40, 20)  # displayed: 20 wide, 40 tall

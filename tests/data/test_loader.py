@@ -10,13 +10,12 @@ import torch
 
 from detr_ft.data import CocoDetection, DetectionDataModule
 from detr_ft.data.collate import collate
-from detr_ft.data.synthetic import ensure_dataset
 from detr_ft.data.transforms import denormalize, make_eval_transforms, make_train_transforms
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return ensure_dataset(tmp_path_factory.mktemp("cache"), "v1", train_size=48, val_size=6, image_size=96, seed=5)
+@pytest.fixture
+def folder(synthetic_folder):
+    return synthetic_folder
 
 
 def _module(folder, **kw) -> DetectionDataModule:
@@ -206,3 +205,12 @@ def test_unknown_categories_and_split_mismatches_fail_early_naming_the_file(tmp_
     bad.write_text(json.dumps([1, 2]))
     with pytest.raises(ValueError, match=r"unknown_category.json has no \['images'.*\] list"):
         DetectionDataModule(str(folder / "train"), str(bad), str(folder / "val"), str(bad))
+
+
+def test_collate_pads_to_the_largest_image_with_a_padding_mask():
+    batch = [(torch.ones(3, 4, 6), {"n": 1}), (torch.ones(3, 5, 3), {"n": 2})]
+    images, mask, targets = collate(batch)
+    assert images.shape == (2, 3, 5, 6) and mask.shape == (2, 5, 6)
+    assert not mask[0, :4, :6].any() and mask[0, 4:, :].all()
+    assert not mask[1, :5, :3].any() and mask[1, :, 3:].all()
+    assert images[1, :, :, 3:].abs().sum() == 0 and [t["n"] for t in targets] == [1, 2]

@@ -9,11 +9,12 @@ from PIL import Image
 
 from detr_ft.data import synthetic
 from detr_ft.data.synthetic import CLASS_SETS, dataset_folder, ensure_dataset, synthetic_datamodule
+from tests.conftest import SHARED_SYNTHETIC as SHARED
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    folder = ensure_dataset(tmp_path_factory.mktemp("cache"), "v1", train_size=60, val_size=2, image_size=96, seed=1)
+@pytest.fixture
+def generated(synthetic_folder):
+    folder = synthetic_folder
     return folder, json.loads((folder / "annotations" / "instances_train.json").read_text())
 
 
@@ -112,3 +113,14 @@ def test_bad_generator_settings_are_named(tmp_path):
 def test_the_factory_returns_a_datamodule_that_knows_its_classes(tmp_path):
     module = synthetic_datamodule(str(tmp_path), "v2", 4, 2, 48, 0, batch_size=2, num_workers=0)
     assert module.num_classes == 6 and module.class_names == CLASS_SETS["v2"]
+
+
+def test_generation_is_cached_and_deterministic(synthetic_folder, tmp_path):
+    again = ensure_dataset(synthetic_folder.parents[1], "v1", **SHARED)
+    assert again == synthetic_folder
+    other = ensure_dataset(tmp_path, "v1", **SHARED)
+    assert (other / "annotations" / "instances_train.json").read_text() == (
+        synthetic_folder / "annotations" / "instances_train.json"
+    ).read_text()
+    v2 = json.loads((ensure_dataset(tmp_path, "v2", 4, 2, 64, 0) / "annotations" / "instances_train.json").read_text())
+    assert len(v2["categories"]) > 4
