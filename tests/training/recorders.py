@@ -64,3 +64,16 @@ class OutputDtypes(pl.Callback):
                 self.dtypes.add(output.dtype)
 
         pl_module.model.class_head.register_forward_hook(record)
+
+
+class EpochDetections(pl.Callback):
+    """The COCO results the evaluation callback scored, per validation epoch."""
+
+    def __init__(self):
+        self.per_epoch: list[list[dict]] = []
+
+    def on_validation_end(self, trainer, pl_module):
+        from detr_ft.training.evaluation import CocoEvaluation
+
+        evaluation = next(c for c in trainer.callbacks if isinstance(c, CocoEvaluation))
+        self.per_epoch.append([dict(r) for r in evaluation.evaluator.results])

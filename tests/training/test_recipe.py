@@ -1,8 +1,10 @@
 """The recipe a user configures reaches training: every key is proved through `train(cfg)` on the tiny
 model by what the optimizer, the loss and the checkpoints really saw (numbers, not just "it ran")."""
 
+import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ import torch
 from detr_ft.config import ASSETS_DIR
 from detr_ft.train import main, train
 from tests.conftest import compose_config
-from tests.training.recorders import EpochMetrics, GradientNorms, LearningRates, OutputDtypes
+from tests.training.recorders import EpochDetections, EpochMetrics, GradientNorms, LearningRates, OutputDtypes
 
 STEPS_PER_EPOCH = 4  # 16 tiny training images / batch 4
 BACKBONE_GROUPS = ("layer2", "layer3")  # detr_tiny's trainable stages
@@ -103,17 +105,21 @@ FROM_THE_ASSET = [
     "monitor, best, start", [("train_loss", min, []), ("val/loss", min, []), ("val/mAP", max, FROM_THE_ASSET)]
 )
 def test_the_best_checkpoint_is_the_best_epoch_of_the_monitored_metric(tiny_cfg, monitor, best, start):
-    metrics = EpochMetrics(monitor)
+    metrics, detections = EpochMetrics(monitor), EpochDetections()
     cfg = tiny_cfg(
         *start, "finetune_strategy=full", "train.epochs=4", "train.learning_rate=1e-3", f"train.monitor={monitor}"
     )
-    summary = train(cfg, callbacks=[metrics])
+    summary = train(cfg, callbacks=[metrics, detections])
     values = [epoch[monitor] for epoch in metrics.epochs]
     assert len(values) == 4 and len(set(values)) > 1, f"the metric must vary across epochs to tell: {values}"
     expected_epoch = values.index(best(values))
     assert summary.best_epoch == expected_epoch, (values, summary.best_checkpoint)
     assert summary.best_value == pytest.approx(best(values), abs=1e-6)
     assert f"best_epoch={expected_epoch}-" in summary.best_checkpoint
+    if monitor == "val/mAP":  # the detections file is the best epoch's, not the last one's
+        assert expected_epoch != 3, f"the best epoch must not be the last to tell: {values}"
+        saved = json.loads((Path(summary.run_dir) / "val_detections_best.json").read_text())
+        assert saved == detections.per_epoch[expected_epoch] != detections.per_epoch[-1]
 
 
 @pytest.mark.parametrize("precision, dtype", [("bf16-mixed", torch.bfloat16), ("32", torch.float32)])

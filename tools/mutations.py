@@ -1,0 +1,328 @@
+"""The mutations `python -m tools.mutate` tries: realistic one-line bugs in the lines that carry a promise.
+
+Each `original` must occur exactly once in its file (else the mutation is reported as not applying, e.g.
+after a refactor: update the snippet). `tests` are the folders where a test of that promise belongs;
+they keep a run bounded (a surviving mutant costs a full run of its tests).
+"""
+
+from dataclasses import dataclass
+
+MODEL = ("tests/model",)
+DATA = ("tests/data",)
+WEIGHTS = ("tests/model", "tests/training")  # the model's parts, and train() using them
+TRAINING = ("tests/training",)  # what train(cfg) does with the config
+RECORD = ("tests/training", "tests/cli")  # what a run leaves behind for MLflow, sweepers and later runs
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str  # relative to the repository root
+    original: str
+    replacement: str
+    breaks: str  # the promise this bug breaks, in one line
+    tests: tuple[str, ...] = ("tests",)
+
+
+MUTATIONS = [
+    # ---- the breaks listed in the issue -------------------------------------------------------------
+    Mutation(
+        "class_head_keeps_source_rows",
+        "detr_ft/model/checkpoints.py",
+        "            del state[key]\n            report.reinitialized.append(key)",
+        "            state[key] = torch.cat([state[key], target[key]])[: len(target[key])]  # keep what fits\n"
+        "            report.reinitialized.append(key)",
+        "a class head of another size is re-initialised, not filled with the source checkpoint's rows",
+        WEIGHTS,
+    ),
+    Mutation(
+        "no_horizontal_flip",
+        "detr_ft/data/transforms.py",
+        "v2.Compose([v2.RandomHorizontalFlip(0.5), resize, *_finish()])",
+        "v2.Compose([resize, *_finish()])",
+        "training images are flipped horizontally at random (the paper's augmentation)",
+        DATA,
+    ),
+    Mutation(
+        "single_train_scale",
+        "detr_ft/data/transforms.py",
+        "resize = RandomShorterSide(scales, max_size)",
+        "resize = RandomShorterSide(scales[:1], max_size)",
+        "training resizes the shorter side to one of all the configured scales (multi-scale)",
+        DATA,
+    ),
+    Mutation(
+        "no_random_crop",
+        "detr_ft/data/transforms.py",
+        "crop: bool = True, crop_probability: float = 0.5",
+        "crop: bool = True, crop_probability: float = 0.0",
+        "half of the training images go through resize + random crop (the paper's augmentation)",
+        DATA,
+    ),
+    Mutation(
+        "backbone_lr_default",
+        "detr_ft/config.py",
+        "else 0.1 * float(head)",
+        "else 1.0 * float(head)",
+        "the backbone's learning rate defaults to 0.1 x train.learning_rate",
+        TRAINING,
+    ),
+    Mutation(
+        "lr_drop_epochs_not_passed",
+        "conf/config.yaml",
+        "    lr_drop_epochs: ${train.lr_drop_epochs}",
+        "    lr_drop_epochs: []",
+        "train.lr_drop_epochs reaches the learning-rate schedule",
+        TRAINING,
+    ),
+    Mutation(
+        "warmup_steps_not_passed",
+        "conf/config.yaml",
+        "    warmup_steps: ${train.warmup_steps}",
+        "    warmup_steps: 0",
+        "train.warmup_steps reaches the learning-rate schedule",
+        TRAINING,
+    ),
+    Mutation(
+        "gradient_clip_dropped",
+        "conf/trainer/default.yaml",
+        "gradient_clip_val: ${train.gradient_clip_val}",
+        "gradient_clip_val: null",
+        "train.gradient_clip_val clips the gradients",
+        TRAINING,
+    ),
+    Mutation(
+        "eos_coef_ignored",
+        "detr_ft/model/criterion.py",
+        "        class_weight[-1] = eos_coef\n",
+        "",
+        "the no-object class is down-weighted by eos_coef in the classification loss",
+        WEIGHTS,
+    ),
+    Mutation(
+        "seed_not_set",
+        "detr_ft/train.py",
+        "    pl.seed_everything(cfg.train.seed, workers=True)\n",
+        "",
+        "train.seed makes a run reproducible",
+        TRAINING,
+    ),
+    Mutation(
+        "monitor_mode_swapped",
+        "detr_ft/training/checkpoints.py",
+        'mode="min" if "loss" in monitor else "max",',
+        'mode="max" if "loss" in monitor else "min",',
+        "the best checkpoint has the highest val/mAP (lowest loss when a loss is monitored)",
+        TRAINING,
+    ),
+    Mutation(
+        "precision_ignored",
+        "conf/trainer/default.yaml",
+        "precision: ${train.precision}",
+        'precision: "32"',
+        "train.precision reaches the Trainer",
+        TRAINING,
+    ),
+    Mutation(
+        "overwrite_check_not_called",
+        "detr_ft/train.py",
+        "    checkpoints.refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))\n",
+        "",
+        "a run folder that already holds checkpoints is never trained into",
+        TRAINING,
+    ),
+    Mutation(
+        "mlflow_reference_as_path",
+        "detr_ft/tracking.py",
+        'return reference.startswith("runs:/") or bool(_RUN_ID.match(reference))',
+        'return reference.startswith("runs:/") and bool(_RUN_ID.match(reference))',
+        "train.checkpoint_path accepts runs:/<id>/<path> and a bare MLflow run id",
+        RECORD,
+    ),
+    Mutation(
+        "run_id_gives_last_checkpoint",
+        "detr_ft/tracking.py",
+        'best = run.data.tags.get("best_checkpoint")',
+        'best = run.data.tags.get("last_checkpoint")',
+        "a bare MLflow run id as train.checkpoint_path means that run's best checkpoint",
+        RECORD,
+    ),
+    Mutation(
+        "weights_skipped_on_new_class_head",
+        "detr_ft/model/checkpoints.py",
+        "    model.load_state_dict(usable, strict=False)\n",
+        "    if not report.reinitialized:  # nothing to fine-tune from\n"
+        "        model.load_state_dict(usable, strict=False)\n",
+        "fine-tuning onto other classes still starts from the checkpoint's weights (all but the class head)",
+        WEIGHTS,
+    ),
+    Mutation(
+        "schedule_tag_dropped",
+        "detr_ft/train.py",
+        'return {"strategy": plan.kind, "schedule": plan.describe()}',
+        'return {"strategy": plan.kind}',
+        "the MLflow run carries the tag `schedule`",
+        RECORD,
+    ),
+    Mutation(
+        "lr_groups_logged_as_one",
+        "detr_ft/training/module.py",
+        'self.log(f"lr/{group[\'name\']}", group["lr"], on_step=True, on_epoch=False)',
+        'self.log("lr", group["lr"], on_step=True, on_epoch=False)',
+        "each optimizer group's learning rate is logged as lr/<group>",
+        RECORD,
+    ),
+    Mutation(
+        "trainable_stages_not_logged",
+        "detr_ft/training/module.py",
+        '        self.log("backbone/trainable_stages", float(len(stages)), on_step=False, on_epoch=True)\n',
+        "",
+        "the number of training backbone stages is logged as backbone/trainable_stages",
+        RECORD,
+    ),
+    Mutation(
+        "size_metrics_dropped",
+        "detr_ft/training/evaluation.py",
+        '"mAP75": 2, "mAP_small": 3, "mAP_medium": 4, "mAP_large": 5, "AR100": 8}',
+        '"mAP75": 2, "AR100": 8}',
+        "val/mAP_small, val/mAP_medium and val/mAP_large are logged",
+        RECORD,
+    ),
+    Mutation(
+        "sweeper_gets_none",
+        "detr_ft/train.py",
+        "    return summary.best_value  # what a Hydra sweeper",
+        "    return None  # what a Hydra sweeper",
+        "main() returns the monitored best value to a Hydra sweeper (Optuna)",
+        RECORD,
+    ),
+    Mutation(
+        "hf_shortcut_conv_misnamed",
+        "detr_ft/model/checkpoints.py",
+        'lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0.",',
+        'lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1.",',
+        "Hugging Face native-ResNet shortcut convolutions load into downsample.0",
+        MODEL,
+    ),
+    Mutation(
+        "official_class_embed_misnamed",
+        "detr_ft/model/checkpoints.py",
+        '(r"^class_embed\\.", "class_head."),',
+        '(r"^class_embed\\.", "class_embed."),',
+        "the official release's class_embed loads into our class_head",
+        MODEL,
+    ),
+    # ---- lines that carry the DETR recipe ------------------------------------------------------------
+    Mutation(
+        "matcher_giou_sign",
+        "detr_ft/model/matcher.py",
+        "cost = cost - self.cost_giou * giou",
+        "cost = cost + self.cost_giou * giou",
+        "the matcher prefers queries whose boxes overlap a target more (cost -GIoU)",
+        MODEL,
+    ),
+    Mutation(
+        "matcher_no_class_cost",
+        "detr_ft/model/matcher.py",
+        "cost = -self.cost_class * probs[b][:, labels]",
+        "cost = torch.zeros_like(probs[b][:, labels])",
+        "the matcher weighs each query's probability of the target's class (cost_class)",
+        MODEL,
+    ),
+    Mutation(
+        "aux_losses_not_counted",
+        "detr_ft/model/criterion.py",
+        'if (name.rsplit("_", 1)[0] if name[-1].isdigit() else name) in self.weights',
+        "if name in self.weights",
+        "the auxiliary decoder layers' losses count in the total",
+        MODEL,
+    ),
+    Mutation(
+        "aux_losses_unweighted",
+        "detr_ft/model/criterion.py",
+        'self.weights[name.rsplit("_", 1)[0] if name[-1].isdigit() else name] * value',
+        "self.weights.get(name, 1.0) * value",
+        "auxiliary terms share their base term's weight (1/5/2)",
+        MODEL,
+    ),
+    Mutation(
+        "num_boxes_is_batch_size",
+        "detr_ft/model/criterion.py",
+        "return max(count.item(), 1.0)",
+        "return float(max(len(targets), 1))",
+        "box losses are averaged over the batch's target boxes, not its images",
+        MODEL,
+    ),
+    Mutation(
+        "unfreeze_one_epoch_late",
+        "detr_ft/training/finetuning.py",
+        "epoch >= self.start_epochs[s]]",
+        "epoch > self.start_epochs[s]]",
+        "unfreeze_backbone_at_epoch=N trains the backbone from the start of epoch N",
+        TRAINING,
+    ),
+    Mutation(
+        "unfreeze_warmup_from_step_zero",
+        "detr_ft/training/lr_schedule.py",
+        "max(0, step - unfreeze_step + 1) / self.unfreeze_warmup_steps",
+        "max(0, step + 1) / self.unfreeze_warmup_steps",
+        "a stage's learning rate warms up from the step it unfreezes, not from the start of training",
+        TRAINING,
+    ),
+    Mutation(
+        "lr_drop_one_epoch_early",
+        "detr_ft/training/lr_schedule.py",
+        "sum(epoch >= drop for drop in self.lr_drop_epochs)",
+        "sum(epoch >= drop - 1 for drop in self.lr_drop_epochs)",
+        "the lr drop factor applies from each drop epoch on, not once more in the epoch before",
+        TRAINING,
+    ),
+    Mutation(
+        "frozen_stages_get_lr",
+        "detr_ft/training/module.py",
+        "trainable = set(self.model.backbone.unfrozen_stages)",
+        "trainable = set(self.model.backbone.trainable_stages)",
+        "a frozen backbone stage's optimizer group has learning rate 0",
+        TRAINING,
+    ),
+    Mutation(
+        "postprocess_drops_first_class",
+        "detr_ft/training/detections.py",
+        'probs = outputs["pred_logits"].softmax(-1)[..., :-1]',
+        'probs = outputs["pred_logits"].softmax(-1)[..., 1:]',
+        "postprocessing drops the no-object column (the last), keeping every real class",
+        TRAINING,
+    ),
+    Mutation(
+        "coco_results_use_labels",
+        "detr_ft/training/detections.py",
+        '"category_id": category_map.category_id_of(label),',
+        '"category_id": label,',
+        "COCO results name the annotation file's category ids, not our contiguous labels",
+        TRAINING,
+    ),
+    Mutation(
+        "best_detections_every_epoch",
+        "detr_ft/training/evaluation.py",
+        '            self.best_map = metrics["mAP"]\n            if self.detections_file',
+        '            self.best_map = metrics["mAP"]\n        if True:\n            if self.detections_file',
+        "val_detections_best.json holds the best epoch's detections, not the last epoch's",
+        RECORD,
+    ),
+    Mutation(
+        "flip_always",
+        "detr_ft/data/transforms.py",
+        "v2.RandomHorizontalFlip(0.5)",
+        "v2.RandomHorizontalFlip(1.0)",
+        "a training image is flipped with probability 0.5, not always",
+        DATA,
+    ),
+    Mutation(
+        "eval_uses_train_transforms",
+        "detr_ft/data/datamodule.py",
+        "self.eval_transforms = make_eval_transforms(eval_scale, max_size)",
+        "self.eval_transforms = make_train_transforms(list(train_scales), max_size, crop)",
+        "validation images get one fixed resize (eval_scale), not the training scales, flips and crops",
+        DATA,
+    ),
+]
