@@ -64,3 +64,16 @@ def test_weighted_total_counts_auxiliary_layers_alike():
     single = losses["loss_ce"] + 5 * losses["loss_bbox"] + 2 * losses["loss_giou"]
     assert torch.isclose(losses["loss"], 2 * single)
     assert {"loss_ce_0", "loss_bbox_0", "loss_giou_0"} <= set(losses)
+
+
+def test_box_losses_are_averaged_over_the_batchs_target_boxes_not_its_images():
+    """Two images holding 1 and 3 objects, each matched query off by 0.1 in cx: the L1 term is the sum of
+    |errors| over all 4 boxes divided by 4 (boxes), not by 2 (images)."""
+    targets, logits, boxes = [], torch.full((2, 4, 4), -10.0), torch.full((2, 4, 4), 0.5)
+    for image, count in enumerate((1, 3)):
+        true = torch.tensor([[0.2 + 0.2 * i, 0.5, 0.1, 0.1] for i in range(count)])
+        targets.append({"labels": torch.zeros(count, dtype=torch.int64), "boxes": true})
+        boxes[image, :count] = true + torch.tensor([0.1, 0.0, 0.0, 0.0])
+        logits[image, :count, 0] = 10.0
+    losses = criterion()({"pred_logits": logits, "pred_boxes": boxes}, targets)
+    assert losses["loss_bbox"].item() == pytest.approx(4 * 0.1 / 4, rel=1e-5)
