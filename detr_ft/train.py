@@ -91,7 +91,8 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
 
     module = instantiate(cfg.module, model=model, criterion=criterion)
     callbacks = [instantiate(node) for node in cfg.callbacks.values() if node is not None]
-    callbacks += [checkpoints.RunMetadata(OmegaConf.to_yaml(cfg, resolve=True)), *extra_callbacks]
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)  # stored in every checkpoint and beside them
+    callbacks += [checkpoints.RunMetadata(resolved), *extra_callbacks]
     trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
 
@@ -99,7 +100,7 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     summary.class_head = tags.get("class_head")
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     summary.commands = next_commands(str(run_dir.resolve()), overrides)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / "config.yaml").write_text(resolved)
     uploads = [run_dir / "config.yaml", run_dir / "val_detections_best.json"]
     if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
         uploads.append(Path(summary.best_checkpoint))

@@ -69,9 +69,6 @@ class DetectionEvaluator:
     """Collects COCO results batch by batch during validation; `compute(coco_gt)` gathers all ranks'
     and scores them. `results` (after compute: every rank's) is what the detections JSON holds."""
 
-    # Exposed so callers that draw pictures use the same score/label/box decoding as the metrics.
-    postprocess = staticmethod(postprocess)
-
     def __init__(self, category_map):
         self.category_map = category_map
         self.results: list[dict] = []
