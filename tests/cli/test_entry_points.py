@@ -7,6 +7,11 @@ import pytest
 from tests.conftest import run_cli
 
 TOOLS = [  # module, what --help must list, a misspelt override
+    (
+        "detr_ft",
+        ["finetune_strategy: frozen, full, progressive", "checkpoint_path:", "unfreeze_backbone_at_epoch:", "epochs:"],
+        "train.learnin_rate=1e-4",
+    ),
     ("detr_ft.predict", ["checkpoint: ???", "input: ???", "threshold: 0.7", "output: predictions"], "treshold=0.5"),
     ("detr_ft.export", ["checkpoint: ???", "output: ???", "half: true", "overwrite: false"], "ovewrite=true"),
     (
