@@ -36,7 +36,7 @@ class Detector:
     category map and the validation-time resize."""
 
     def __init__(self, checkpoint: str | Path, device: str = "auto"):
-        path = checkpoints.in_run_folder(checkpoint, "best")  # a run folder: its best checkpoint
+        path = checkpoints.in_run_folder(checkpoint, "best")  # a run folder: its best checkpoint (idempotent)
         saved = checkpoints.read(path)  # weights_only: nothing in the file is executed
         if not saved.config_yaml or not saved.category_map:
             raise CheckpointError(
@@ -145,7 +145,8 @@ def predict(
     which holds detections.json and the drawn copies of the images."""
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold={threshold} must be between 0 and 1")
-    if not checkpoints.in_run_folder(checkpoint, "best").is_file():
+    checkpoint = checkpoints.in_run_folder(checkpoint, "best")  # a run folder: its best checkpoint
+    if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint={checkpoint} does not exist")
     images = find_images(input)
     detector = Detector(checkpoint, device)

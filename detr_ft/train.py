@@ -111,13 +111,9 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
 
 def _describe_strategy(cfg: DictConfig, model) -> dict[str, str]:
     """Log (and tag) what the strategy will really do; warn when overrides make the preset something else."""
-    settings = cfg.train
-    schedule = OmegaConf.to_container(settings.unfreeze_schedule) if settings.unfreeze_schedule else None
-    plan = UnfreezePlan(
-        list(model.backbone.trainable_stages), settings.freeze_backbone, settings.unfreeze_backbone_at_epoch, schedule
-    )
+    plan = UnfreezePlan.from_train_config(cfg.train, model.backbone.trainable_stages)
     mismatch = preset_mismatch(cfg.finetune_strategy.name, plan)
-    for warning in ([mismatch] if mismatch else []) + plan.warnings(settings.epochs):
+    for warning in ([mismatch] if mismatch else []) + plan.warnings(cfg.train.epochs):
         log.warning(warning)
     log.info("fine-tuning strategy %s: %s", plan.kind, plan.describe())
     return {"strategy": plan.kind, "schedule": plan.describe()}

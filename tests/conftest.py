@@ -87,3 +87,13 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
     """Run `python -m detr_ft ...` (or another module given as args[0] starting with -m) like a user."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_app_with_mlflow(tmp_path: Path, *args: str, multirun: bool = False) -> tuple[subprocess.CompletedProcess, str]:
+    """`python -m detr_ft [--multirun] ARGS` with the tiny settings, logging to a fresh sqlite store in tmp_path
+    -> (the finished process, the store's tracking URI)."""
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tiny = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
+    store = [f"data.cache_dir={tmp_path}/cache", f"logger.tracking_uri={tracking_uri}"]
+    flags = ["--multirun"] if multirun else []  # before the overrides: argparse wants them in one run
+    return run_cli(["-m", "detr_ft", *flags, *tiny, *store, *args], cwd=tmp_path), tracking_uri  # later ones win

@@ -12,6 +12,7 @@ is a named set of their values, and `train.*` overrides compose on top of it.
 import logging
 
 import pytorch_lightning as pl
+from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,15 @@ class UnfreezePlan:
         if bad:
             raise ValueError(f"train.unfreeze_schedule epochs must be >= 0, got {bad}")
         self.start_epochs = self._start_epochs()
+
+    @classmethod
+    def from_train_config(cls, train_cfg, stages: list[str]) -> "UnfreezePlan":
+        """The plan the config's `train.*` strategy keys describe, for a backbone whose trainable stages are
+        `stages` (what train() logs and tags; BackboneUnfreezing gets the same keys through Hydra)."""
+        schedule = train_cfg.unfreeze_schedule
+        if schedule is not None and not isinstance(schedule, dict):
+            schedule = OmegaConf.to_container(schedule)
+        return cls(list(stages), train_cfg.freeze_backbone, train_cfg.unfreeze_backbone_at_epoch, schedule)
 
     def _start_epochs(self) -> dict[str, int]:
         if not self.freeze_backbone:

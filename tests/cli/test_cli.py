@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from detr_ft.config import config_dir
-from tests.conftest import REPO, TINY_OVERRIDES, run_cli
+from tests.conftest import REPO, run_app_with_mlflow, run_cli
 
 GROUP_OPTIONS = {
     "model": ["detr_tiny", "detr_small", "detr_r18", "detr_r50", "detr_r101"],
@@ -68,15 +68,10 @@ def test_every_experiment_composes_without_a_preset_warning(experiment):
 
 
 def _preset_warning(cfg) -> str | None:
-    from omegaconf import OmegaConf
-
     from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
 
-    schedule = OmegaConf.to_container(cfg.train.unfreeze_schedule) if cfg.train.unfreeze_schedule else None
-    settings = (cfg.train.freeze_backbone, cfg.train.unfreeze_backbone_at_epoch, schedule)
-    return preset_mismatch(
-        cfg.finetune_strategy.name, UnfreezePlan(list(cfg.model.backbone.trainable_stages), *settings)
-    )
+    plan = UnfreezePlan.from_train_config(cfg.train, cfg.model.backbone.trainable_stages)
+    return preset_mismatch(cfg.finetune_strategy.name, plan)
 
 
 @pytest.mark.parametrize(
@@ -124,22 +119,13 @@ def test_cfg_job_prints_the_resolved_config(tmp_path):
 
 @pytest.mark.slow
 def test_a_real_tiny_run_leaves_checkpoints_metrics_and_an_mlflow_run(tmp_path):
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
-    result = run_cli(
-        [
-            "-m",
-            "detr_ft",
-            *overrides,
-            "train.epochs=2",
-            "finetune_strategy=progressive",
-            "train.unfreeze_backbone_at_epoch=1",
-            "trainer.log_every_n_steps=1",
-            f"data.cache_dir={tmp_path}/cache",
-            f"logger.tracking_uri={tracking_uri}",
-            f"hydra.run.dir={tmp_path}/run",
-        ],
-        cwd=tmp_path,
+    result, tracking_uri = run_app_with_mlflow(
+        tmp_path,
+        "train.epochs=2",
+        "finetune_strategy=progressive",
+        "train.unfreeze_backbone_at_epoch=1",
+        "trainer.log_every_n_steps=1",
+        f"hydra.run.dir={tmp_path}/run",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt"))

@@ -8,26 +8,17 @@ from hydra.core.global_hydra import GlobalHydra
 
 from detr_ft.compare import compare
 from detr_ft.config import config_dir
-from tests.conftest import TINY_OVERRIDES, run_cli
+from tests.conftest import run_app_with_mlflow, run_cli
 
 
 @pytest.mark.slow
 def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp_path):
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
-    result = run_cli(
-        [
-            "-m",
-            "detr_ft",
-            "--multirun",
-            *overrides,
-            f"data.cache_dir={tmp_path}/cache",
-            f"logger.tracking_uri={tracking_uri}",
-            f"hydra.sweep.dir={tmp_path}/multirun",
-            "train.learning_rate=1e-4,5e-4",
-            "finetune_strategy=frozen,full",
-        ],
-        cwd=tmp_path,
+    result, tracking_uri = run_app_with_mlflow(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        "train.learning_rate=1e-4,5e-4",
+        "finetune_strategy=frozen,full",
+        multirun=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(tracking_uri)
@@ -69,22 +60,13 @@ def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp
 
 @pytest.mark.slow
 def test_a_failed_job_is_marked_failed_and_the_sweep_goes_on(tmp_path):
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    overrides = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
     # precision=nonsense passes the schema (a string) but the recipe rejects it: that job fails, the other finishes.
-    result = run_cli(
-        [
-            "-m",
-            "detr_ft",
-            "--multirun",
-            *overrides,
-            f"data.cache_dir={tmp_path}/cache",
-            f"logger.tracking_uri={tracking_uri}",
-            f"hydra.sweep.dir={tmp_path}/multirun",
-            "train.gradient_clip_val=0.1",
-            "train.precision=32,nonsense",
-        ],
-        cwd=tmp_path,
+    result, tracking_uri = run_app_with_mlflow(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        "train.gradient_clip_val=0.1",
+        "train.precision=32,nonsense",
+        multirun=True,
     )
     client = mlflow.tracking.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("detr_ft")
