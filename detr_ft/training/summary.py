@@ -95,7 +95,7 @@ def print_summary(summary: RunSummary) -> None:
             rows.append(("open MLflow UI", f"mlflow ui --backend-store-uri {summary.tracking_uri}  (or make ui)"))
     rows += list(summary.commands.items())
     width = max(len(key) for key, _ in rows)
-    line = "-" * (width + 3 + max(len(value) for _, value in rows))
+    line = "-" * min(100, width + 3 + max(len(value) for _, value in rows))  # long commands wrap, the rule need not
     print(f"\n{line}\ndetr_ft run summary\n{line}")
     for key, value in rows:
         print(f"{key.ljust(width)} : {value}")
