@@ -1,5 +1,6 @@
-"""Where a run's starting weights come from: `train.checkpoint_path` (a file, `runs:/<id>/path` or an
-MLflow run id) and `train.resume_from`, both checked before any data is read."""
+"""Where a run's starting weights come from: `train.checkpoint_path` (a file, a run folder, `runs:/<id>/path`,
+an MLflow run id or a published name such as `detr-r50`) and `train.resume_from`, both checked before any data
+is read."""
 
 import logging
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import torch
 
 from detr_ft import tracking
+from detr_ft.model import published_weights
 from detr_ft.model.checkpoints import CheckpointError, LoadReport, load_weights
 from detr_ft.training import checkpoints
 
@@ -14,8 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def resolve_checkpoint_path(reference: str, tracking_uri: str) -> Path:
-    """A local path, or an MLflow reference (`runs:/<run_id>/<artifact>` or a bare run id: its best
-    checkpoint) resolved to a local file. Raises CheckpointError naming the reference when absent."""
+    """A local path, a published name (downloaded once into the standard cache), or an MLflow reference
+    (`runs:/<run_id>/<artifact>` or a bare run id: its best checkpoint) resolved to a local file. Raises
+    CheckpointError naming the reference when absent."""
+    if published_weights.is_published_name(reference) and not Path(reference).expanduser().exists():
+        return published_weights.fetch(reference)
     if tracking.is_run_reference(reference):
         path = Path(tracking.resolve_checkpoint_reference(reference, tracking_uri))
     else:
@@ -23,7 +28,8 @@ def resolve_checkpoint_path(reference: str, tracking_uri: str) -> Path:
     if not path.is_file():
         raise CheckpointError(
             f"train.checkpoint_path: {reference!r} is not a file (looked at {path.resolve()}). "
-            "Give a .ckpt/.pth/.bin/.safetensors path, a run folder, runs:/<run_id>/<artifact>, or an MLflow run id."
+            "Give a .ckpt/.pth/.bin/.safetensors path, a run folder, runs:/<run_id>/<artifact>, an MLflow run id, "
+            f"or the name of published weights: {published_weights.known_names()}."
         )
     return path
 
