@@ -82,6 +82,7 @@ class LoggerConfig(TrackingStoreConfig):
 @dataclass
 class DetrFtConfig:
     run_dir: str | None = None  # conf/config.yaml: Hydra's output folder (unset while printing --cfg)
+    default_weights: str | None = None  # the model option's (conf/model/*.yaml): train.checkpoint_path's default
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune_strategy: StrategyConfig = field(default_factory=StrategyConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -107,6 +108,7 @@ class BackbonePretrainingConfig:
     seed: int = 0
     output: str = MISSING
     overwrite: bool = False
+    default_weights: str | None = None  # the model group's DETR weights: unused here
     model: Any = MISSING
     criterion: Any = MISSING
     data: Any = MISSING

@@ -84,12 +84,15 @@ def _fetch_official(name: str, release: OfficialRelease) -> Path:
         # Writes to a temporary file and renames it only once the hash prefix matched.
         torch.hub.download_url_to_file(release.url, str(path), hash_prefix=release.sha256_prefix, progress=True)
     except RuntimeError as error:  # torch.hub's "invalid hash value"
-        raise CheckpointError(f"{name}: the file downloaded from {release.url} is corrupt ({error}); try again") from None
+        raise CheckpointError(
+            f"{name}: the file downloaded from {release.url} is corrupt ({error}); try again"
+        ) from None
     except (urllib.error.URLError, OSError) as error:
         raise CheckpointError(
             f"train.checkpoint_path={name}: could not download {release.url} ({error}). Offline? On a machine with "
             f"internet, download {release.url} and put it at {path} (torch hub's cache: $TORCH_HOME/hub/checkpoints), "
-            f"or pass the file itself: train.checkpoint_path=/path/to/{release.file_name}"
+            f"or pass the file itself: train.checkpoint_path=/path/to/{release.file_name} "
+            "(train.checkpoint_path=null starts without them)"
         ) from None
     return path
 
@@ -106,7 +109,8 @@ def _fetch_huggingface(name: str, release: HuggingFaceRelease) -> Path:
             f"train.checkpoint_path={name}: could not download {release.file_name} of {release.repo_id} "
             f"({str(error).splitlines()[0]}). Offline? On a machine with internet, run "
             f"`hf download {release.repo_id} {release.file_name}` and copy its cache ({constants.HF_HUB_CACHE}, "
-            f"$HF_HUB_CACHE) here, or download {url} and pass it: train.checkpoint_path=/path/to/{release.file_name}"
+            f"$HF_HUB_CACHE) here, or download {url} and pass it: train.checkpoint_path=/path/to/{release.file_name} "
+            "(train.checkpoint_path=null starts without them)"
         ) from None
     _check_hub_checksum(name, path)
     return path

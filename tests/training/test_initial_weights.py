@@ -5,6 +5,7 @@ import torch
 
 from detr_ft.model.checkpoints import CheckpointError
 from detr_ft.train import train
+from detr_ft.training import checkpoints
 
 
 def test_missing_checkpoint_fails_before_any_data_is_read(tiny_cfg, tmp_path):
@@ -55,6 +56,33 @@ def test_make_runs_default_start_is_the_shipped_asset():
             assert cfg.train.checkpoint_path == str(ASSETS_DIR / "synthetic_pretrained.ckpt")
             assert cfg.model.backbone.name == "resnet18" and cfg.model.num_queries == 20  # detr_small, the asset's
     GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("option", ["detr_tiny", "detr_small", "detr_r18", "detr_r50", "detr_r101"])
+def test_the_default_weights_follow_the_model_so_changing_model_never_breaks_the_start(option):
+    """`python -m detr_ft model=X`: train.checkpoint_path defaults to weights made for X (the shipped asset for
+    detr_small only, the official release for detr_r50/r101 by name), or none."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from detr_ft.config import config_dir
+    from detr_ft.model.checkpoints import load_weights
+    from detr_ft.model.published_weights import PUBLISHED
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=[f"model={option}", "model.backbone.weights=null"])
+    GlobalHydra.instance().clear()
+    default = cfg.train.checkpoint_path
+    expected = {"detr_small": "asset", "detr_r50": "detr-r50", "detr_r101": "detr-r101"}.get(option)
+    if expected == "asset":
+        model = instantiate(cfg.model, num_classes=4)  # the asset's own class count: every tensor must fit
+        load_weights(model, checkpoints.read(default).model_state, strict=True)
+    elif expected is None:
+        assert default is None
+    else:
+        assert default == expected and PUBLISHED[default].model == option
 
 
 def test_a_fine_tune_from_the_shipped_asset_starts_from_its_weights_with_a_new_class_head(tiny_cfg):
