@@ -148,9 +148,12 @@ class CompareConfig:
 
 @dataclass
 class CheckConfig:
-    """conf/check.yaml: `python -m detr_ft.data.check` (the main config's `data` group)."""
+    """conf/check.yaml: `python -m detr_ft.data.check` (the main config's `data` and `model` groups)."""
 
     data: Any = MISSING
+    model: Any = MISSING  # only model.num_queries is read: images with more objects than queries are reported
+    criterion: Any = MISSING  # the model group's; unused here
+    default_weights: str | None = None  # the model group's; unused here
 
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:

@@ -80,12 +80,14 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     model = instantiate(cfg.model, num_classes=datamodule.num_classes)
     criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
     tags = _describe_strategy(cfg, model)
+    _report_object_counts(datamodule, model.num_queries)
     if weights_path is not None:
         report = load_initial_weights(model, weights_path, datamodule.class_names)
         log.info("weights from %s: %s", weights_path, report.summary())
         tags |= {
             "weights_from": str(weights_path),
             "class_head": "re-initialised" if report.reinitialized else "loaded",
+            **({"query_embeddings": report.queries} if report.queries else {}),
         }
     tracking.set_tags(logger, tags)
 
@@ -107,6 +109,14 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     tracking.log_run_end(logger, summary.tags(), uploads)
     print_summary(summary)
     return summary
+
+
+def _report_object_counts(datamodule, num_queries: int) -> None:
+    """Warn when some train image holds more objects than the model can predict (its query count)."""
+    counts = datamodule.train_object_counts()
+    log.info("train %s", counts.describe(num_queries))
+    if warning := counts.warning(num_queries):
+        log.warning(warning)
 
 
 def _describe_strategy(cfg: DictConfig, model) -> dict[str, str]:

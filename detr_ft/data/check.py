@@ -3,8 +3,9 @@ app over conf/check.yaml, which composes the main config's `data` group: `data=c
 
 Reports missing or unreadable images, image sizes that disagree with the file (EXIF rotation), boxes
 outside the image or with zero area, annotations of unknown categories, duplicate ids, splits whose
-categories differ, images without annotations (a note: DETR trains on them) and class counts.
-Exits 1 when there are errors.
+categories differ, images without annotations (a note: DETR trains on them) and class counts; warns when an
+image holds more objects than `model.num_queries` (the model can never recall them all). Exits 1 when there
+are errors.
 """
 
 import sys
@@ -21,6 +22,7 @@ from detr_ft.config import config_dir, exit_if_missing
 from detr_ft.data.coco import annotation_problems, describe, has_valid_bbox, load_annotation_file
 from detr_ft.data.datamodule import split_paths
 from detr_ft.data.images import BadImageError, load_rgb
+from detr_ft.data.object_counts import ObjectCounts
 
 MAX_LISTED = 10
 PROGRESS_EVERY = 5000  # images; decoding COCO's 118k train images takes minutes
@@ -32,6 +34,7 @@ class SplitReport:
     notes: list[str] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)  # annotations per category name
     category_ids: list = field(default_factory=list)
+    objects: ObjectCounts = field(default_factory=lambda: ObjectCounts(()))
 
 
 def _read(annotations_file: Path, report: SplitReport) -> dict | None:
@@ -113,6 +116,7 @@ def check_split(images_dir: Path, annotations_file: Path, read_images: bool = Tr
         report.errors.append("duplicate category ids")
     report.category_ids = sorted(categories, key=str)
     annotated = _check_annotations(data, images, categories, report)
+    report.objects = ObjectCounts.from_coco(data)
     if images_dir.is_dir():
         _check_images(images_dir, images, report, read_images)
     report.notes.append(f"{len(images)} images, {len(data['annotations'])} annotations, {len(categories)} categories")
@@ -126,8 +130,9 @@ def check_split(images_dir: Path, annotations_file: Path, read_images: bool = Tr
     return report
 
 
-def report(splits: dict[str, tuple[Path, Path]], read_images: bool = True) -> int:
-    """Print a report for each split; return the number of errors."""
+def report(splits: dict[str, tuple[Path, Path]], read_images: bool = True, num_queries: int | None = None) -> int:
+    """Print a report for each split (objects per image against `num_queries` when given); return the number
+    of errors."""
     total, first_ids = 0, None
     for split, (images_dir, annotations_file) in splits.items():
         result = check_split(images_dir, annotations_file, read_images)
@@ -142,6 +147,10 @@ def report(splits: dict[str, tuple[Path, Path]], read_images: bool = True) -> in
         print("   classes: " + (", ".join(f"{name}={n}" for name, n in sorted(result.counts.items())) or "none"))
         for note in result.notes:
             print(f"   note: {note}")
+        if num_queries is not None and result.objects.per_image:
+            print(f"   {result.objects.describe(num_queries)}")
+            if warning := result.objects.warning(num_queries):
+                print(f"   WARNING: {warning}")
         for error in result.errors[:MAX_LISTED]:
             print(f"   ERROR: {error}")
         if len(result.errors) > MAX_LISTED:
@@ -173,7 +182,7 @@ def main(cfg: DictConfig) -> None:
         splits = splits_from_config(cfg.data)
     except (FileNotFoundError, ValueError, InstantiationException) as error:
         sys.exit(f"error: {error}")
-    errors = report(splits)
+    errors = report(splits, num_queries=cfg.model.num_queries)
     print("dataset OK" if not errors else f"dataset has {errors} error(s)")
     if errors:
         sys.exit(1)

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.coco import CocoDetection, read_annotations
 from detr_ft.data.collate import collate
+from detr_ft.data.object_counts import ObjectCounts
 from detr_ft.data.transforms import make_eval_transforms, make_train_transforms
 
 
@@ -83,6 +84,11 @@ class DetectionDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         return self.category_map.names
+
+    def train_object_counts(self) -> ObjectCounts:
+        """Objects per train image, from the annotation file already read (for the start-up report)."""
+        data = self._train_annotations if self._train_annotations is not None else self._dataset("train").coco.dataset
+        return ObjectCounts.from_coco(data)
 
     def _dataset(self, split: str) -> CocoDetection:
         if split not in self.datasets:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 CLASS_HEAD = ("class_head.weight", "class_head.bias")
+QUERIES = "query_embed.weight"  # [num_queries, d_model]: one learned embedding per object query
 
 
 class CheckpointError(ValueError):
@@ -32,11 +33,14 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     reinitialized: list[str] = field(default_factory=list)
+    queries: str | None = None  # how the query embeddings were fitted when the query counts differ
 
     def summary(self) -> str:
         text = f"{self.source_format} checkpoint: {len(self.loaded)} tensors loaded"
         if self.reinitialized:
             text += f", re-initialised (class count differs): {self.reinitialized}"
+        if self.queries:
+            text += f", {self.queries}"
         if self.missing:
             text += f", missing: {self.missing[:5]}{' ...' if len(self.missing) > 5 else ''}"
         if self.unexpected:
@@ -174,6 +178,19 @@ def to_our_state_dict(state: dict) -> tuple[str, dict]:
     )
 
 
+def _fit_queries(saved: torch.Tensor, initial: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """Query embeddings for a model with another query count: the checkpoint's first min(Q_saved, Q_model) rows,
+    then the model's own initial rows for the added queries. Queries are interchangeable (the matcher assigns
+    them), so which ones are kept does not matter; every kept one keeps what it learned."""
+    if saved.shape[1:] != initial.shape[1:]:
+        return saved, ""  # another width: the shape check below names it
+    kept = min(len(saved), len(initial))
+    fitted = torch.cat([saved[:kept].to(initial.dtype), initial[kept:]])
+    if len(initial) > len(saved):
+        return fitted, f"queries {len(saved)} -> {len(initial)}: {kept} loaded, {len(initial) - kept} initialised"
+    return fitted, f"queries {len(saved)} -> {len(initial)}: the first {kept} loaded, {len(saved) - kept} dropped"
+
+
 def load_weights(
     model: nn.Module,
     weights: dict | str | Path,
@@ -206,6 +223,8 @@ def load_weights(
         if key in state and key in target and state[key].shape != target[key].shape:
             del state[key]
             report.reinitialized.append(key)
+    if QUERIES in state and QUERIES in target and state[QUERIES].shape != target[QUERIES].shape:
+        state[QUERIES], report.queries = _fit_queries(state[QUERIES], target[QUERIES])
     for key, value in state.items():
         if key in target and value.shape != target[key].shape:
             raise CheckpointError(

@@ -28,6 +28,7 @@ def test_the_built_in_data_gets_a_clean_report(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ERROR" not in result.stdout and result.stdout.strip().endswith("dataset OK")
     assert "== train:" in result.stdout and "== val:" in result.stdout and "star=" in result.stdout
+    assert "(model.num_queries=20)" in result.stdout  # detr_small's, the default model
 
 
 def _broken_dataset(folder):

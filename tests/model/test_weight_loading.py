@@ -80,3 +80,19 @@ def test_official_training_checkpoint_with_argparse_namespace_loads(tmp_path):
     state = _official_layout(tiny_detr().state_dict())
     torch.save({"model": state, "args": argparse.Namespace(lr=1e-4), "epoch": 3}, path)
     assert load_weights(tiny_detr(), path).source_format == "official"
+
+
+@pytest.mark.parametrize("saved_queries, model_queries", [(6, 9), (6, 4)])
+def test_another_query_count_keeps_the_saved_queries_and_initialises_or_drops_the_rest(saved_queries, model_queries):
+    source = tiny_detr()
+    assert source.num_queries == saved_queries
+    target = tiny_detr()
+    target.query_embed = torch.nn.Embedding(model_queries, source.query_embed.embedding_dim)
+    initial = target.query_embed.weight.detach().clone()
+    report = load_weights(target, source.state_dict())
+    kept = min(saved_queries, model_queries)
+    assert torch.equal(target.query_embed.weight[:kept], source.query_embed.weight[:kept])
+    assert torch.equal(target.query_embed.weight[kept:], initial[kept:])  # the added ones keep their fresh init
+    assert "query_embed.weight" in report.loaded and not report.reinitialized
+    assert f"queries {saved_queries} -> {model_queries}" in report.summary()
+    assert torch.equal(target.box_head.layers[0].weight, source.box_head.layers[0].weight)

@@ -37,6 +37,19 @@ def test_finetune_onto_another_class_count_reinitialises_the_class_head(tiny_cfg
     assert same_classes.class_head == "loaded"
 
 
+def test_a_fine_tune_with_fewer_queries_than_objects_loads_and_warns_at_start_up(tiny_cfg, caplog):
+    """The tiny data holds up to 5 shapes per image: 2 queries cap recall (warned, with the value to set), and
+    the 10-query checkpoint loads into the 2-query model, reported like the class head."""
+    pretrained = train(tiny_cfg())
+    limits = ("trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
+    with caplog.at_level("INFO", logger="detr_ft.train"):
+        train(tiny_cfg("model.num_queries=2", f"train.checkpoint_path={pretrained.last_checkpoint}", *limits))
+    logged = caplog.text
+    assert "train objects per image: largest" in logged and "(model.num_queries=2)" in logged
+    assert "hold more objects than model.num_queries=2" in logged and "Set model.num_queries=" in logged
+    assert "queries 10 -> 2: the first 2 loaded, 8 dropped" in logged
+
+
 def test_checkpoint_of_another_architecture_fails_naming_the_path(tiny_cfg):
     tiny = train(tiny_cfg())
     with pytest.raises(CheckpointError, match="last.ckpt"):
