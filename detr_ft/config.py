@@ -131,7 +131,10 @@ class ExportConfig:
 
     checkpoint: str = MISSING
     output: str = MISSING
-    half: bool = True  # float16 weights: half the size
+    format: str = "ckpt"  # ckpt (weights-only detr_ft checkpoint) | onnx
+    half: bool = True  # ckpt: float16 weights, half the size
+    image_size: int = 800  # onnx: the traced image size (the graph takes any size)
+    opset: int = 18  # onnx: the ONNX opset version
     overwrite: bool = False
 
 

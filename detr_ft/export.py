@@ -1,12 +1,15 @@
-"""`python -m detr_ft.export checkpoint=RUN/checkpoints/last.ckpt output=small.ckpt [half=true] [overwrite=false]`
-(a Hydra app over conf/export.yaml: `--help` lists the keys, `--cfg job` prints them)
+"""`python -m detr_ft.export checkpoint=RUN output=small.ckpt [half=true] [overwrite=false]`, or `format=onnx
+output=model.onnx` (a Hydra app over conf/export.yaml: `--help` lists the keys, `--cfg job` prints them)
 
-Writes a weights-only copy of a detr_ft checkpoint (model weights, config and category map; no optimizer
-or loop state): a few MB that `train.checkpoint_path` and `detr_ft.predict` accept. `make pretrain` uses it
-to produce detr_ft/assets/synthetic_pretrained.ckpt.
+format=ckpt (the default) writes a weights-only copy of a detr_ft checkpoint (model weights, config and category
+map; no optimizer or loop state): a few MB that `train.checkpoint_path` and `detr_ft.predict` accept.
+`make pretrain` uses it to produce detr_ft/assets/synthetic_pretrained.ckpt.
+format=onnx writes the model as an ONNX graph for onnxruntime and other runtimes (detr_ft/model/onnx_export.py).
 """
 
+import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -14,15 +17,48 @@ from omegaconf import DictConfig
 from detr_ft.config import config_dir, exit_if_missing
 from detr_ft.training.checkpoints import export_weights
 
+FORMATS = ("ckpt", "onnx")
+
+
+def export_to_onnx(checkpoint: str, output: str, image_size: int, opset: int, overwrite: bool) -> Path:
+    """The checkpoint's model (rebuilt from its stored config, as predict does) as ONNX, written to a temporary
+    name and renamed: an existing file is replaced only with overwrite, and never left half-written."""
+    from detr_ft.model.onnx_export import export_onnx
+    from detr_ft.predict import Detector
+
+    target = Path(output)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=true to replace it or choose another output=")
+    model = Detector(checkpoint, device="cpu").model
+    temporary = target.with_name(target.name + ".tmp")
+    try:
+        export_onnx(model, temporary, image_size, opset)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
 def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.export")
+    if cfg.format not in FORMATS:
+        sys.exit(f"error: format={cfg.format} is not one of {', '.join(FORMATS)}")
     try:
-        path = export_weights(cfg.checkpoint, cfg.output, cfg.half, cfg.overwrite)
+        if cfg.format == "onnx":
+            path = export_to_onnx(cfg.checkpoint, cfg.output, cfg.image_size, cfg.opset, cfg.overwrite)
+        else:
+            path = export_weights(cfg.checkpoint, cfg.output, cfg.half, cfg.overwrite)
+    except ModuleNotFoundError as error:
+        sys.exit(f"error: format=onnx needs {error.name}: pip install 'detr_ft[onnx]' (onnx, onnxscript, onnxruntime)")
     except (FileNotFoundError, FileExistsError, ValueError) as error:  # CheckpointError is a ValueError
         sys.exit(f"error: {error}")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if cfg.format == "onnx":
+        print(
+            "inputs: images float32 [B, 3, H, W] (normalised as predict does), mask bool [B, H, W] (True on padding); "
+            "outputs: pred_logits [B, Q, K+1], pred_boxes [B, Q, 4] (cx, cy, w, h in [0, 1])"
+        )
 
 
 if __name__ == "__main__":
