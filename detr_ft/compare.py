@@ -10,12 +10,11 @@ tagged as a comparison. With no selection: the newest sweep of the experiment, e
 import sys
 from pathlib import Path
 
-import hydra
 import matplotlib
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft.config import config_dir
+from detr_ft.command_line import hydra_app
 from detr_ft.tracking import COMPARISON_TAG, find_runs, newest_sweep
 
 matplotlib.use("Agg")
@@ -107,7 +106,7 @@ def format_table(rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="compare")
+@hydra_app("compare")
 def main(cfg: DictConfig) -> None:
     runs = OmegaConf.to_container(cfg.runs) if cfg.runs else None
     try:

@@ -11,10 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from detr_ft.config import config_dir, exit_if_missing
+from detr_ft.command_line import hydra_app
+from detr_ft.config import exit_if_missing
 from detr_ft.training.checkpoints import export_weights
 
 FORMATS = ("ckpt", "onnx")
@@ -39,7 +39,7 @@ def export_to_onnx(checkpoint: str, output: str, image_size: int, opset: int, ov
     return target
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
+@hydra_app("export")
 def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.export")
     if cfg.format not in FORMATS:

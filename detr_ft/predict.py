@@ -13,13 +13,13 @@ import json
 import sys
 from pathlib import Path
 
-import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from detr_ft.config import config_dir, exit_if_missing
+from detr_ft.command_line import hydra_app
+from detr_ft.config import exit_if_missing
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.data.transforms import apply, make_eval_transforms
@@ -191,7 +191,7 @@ def _save_copy(image: torch.Tensor, path: Path) -> None:
         picture.save(path)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
+@hydra_app("predict")
 def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.predict")
     try:

@@ -16,7 +16,6 @@ import logging
 import time
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from detr_ft.config import config_dir
+from detr_ft.command_line import hydra_app
 from detr_ft.model.backbone import stages_through
 from detr_ft.training.checkpoints import save_atomically
 
@@ -138,7 +137,7 @@ def pretrain_backbone(cfg: DictConfig) -> Path:
     return output
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="pretrain_backbone")
+@hydra_app("pretrain_backbone")
 def main(cfg: DictConfig) -> None:
     pretrain_backbone(cfg)
 

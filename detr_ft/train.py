@@ -7,14 +7,14 @@
 import logging
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from detr_ft import tracking
-from detr_ft.config import check_train_values, check_trainer_keys, config_dir
+from detr_ft.command_line import hydra_app
+from detr_ft.config import check_train_values, check_trainer_keys
 from detr_ft.training import checkpoints
 from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
 from detr_ft.training.initial_weights import load_initial_weights, resolve_checkpoint_path
@@ -129,7 +129,7 @@ def _describe_strategy(cfg: DictConfig, model) -> dict[str, str]:
     return {"strategy": plan.kind, "schedule": plan.describe()}
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+@hydra_app("config")
 def main(cfg: DictConfig) -> float | None:
     summary = train(cfg)
     return summary.best_value  # what a Hydra sweeper (e.g. Optuna) optimises

@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from detr_ft.config import config_dir, exit_if_missing
+from detr_ft.command_line import hydra_app
+from detr_ft.config import exit_if_missing
 from detr_ft.data.coco import annotation_problems, describe, has_valid_bbox, load_annotation_file
 from detr_ft.data.datamodule import split_paths
 from detr_ft.data.images import BadImageError, load_rgb
@@ -175,7 +175,7 @@ def splits_from_config(data_cfg) -> dict[str, tuple[Path, Path]]:
         return split_paths(*(data_cfg[key] for key in keys), **test)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="check")
+@hydra_app("check")
 def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.data.check")
     try:
