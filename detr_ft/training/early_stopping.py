@@ -51,16 +51,17 @@ class EarlyStopping(LightningEarlyStopping):
         if should_stop:
             trainer.should_stop = True
             self.stopped_epoch = trainer.current_epoch
-            self.reason = self._describe_stop(float(current), trainer.current_epoch)
+            every_epoch = trainer.check_val_every_n_epoch == 1 or self.monitor.startswith("train")
+            self.reason = self._describe_stop(float(current), trainer.current_epoch, every_epoch)
             log.info(self.reason)
 
-    def _describe_stop(self, current: float, epoch: int) -> str:
+    def _describe_stop(self, current: float, epoch: int, every_epoch: bool) -> str:
         best = f"best {float(self.best_score):.4f} at epoch {self.best_epoch}"
         if current != current or current in (float("inf"), float("-inf")):
             return f"early stop after epoch {epoch}: {self.monitor} is {current}, not finite ({best})"
         return (
             f"early stop after epoch {epoch}: {self.monitor} did not improve by more than {abs(self.min_delta):g} "
-            f"for {self.wait_count} validation(s) (patience {self.patience}"
+            f"for {self.wait_count} {'epoch(s)' if every_epoch else 'validation(s)'} (patience {self.patience}"
             + (f", min epochs {self.min_epochs}" if self.min_epochs else "")
             + f"); {best}"
         )
