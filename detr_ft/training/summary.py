@@ -1,5 +1,5 @@
-"""The short table printed at the end of a run: the best epoch and its metrics, the final metrics, the
-checkpoints and the MLflow run. Built from the trainer's `callback_metrics` and the checkpoint callbacks'
+"""The short table printed at the end of a run: the best epoch and its metrics, the final metrics, which
+weights they came from, why the run stopped, the checkpoints and the MLflow run. Built from the trainer's `callback_metrics` and the checkpoint callbacks'
 own state, never from file names."""
 
 import shlex
