@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class WeightAverage:
     """The EMA of `model`'s trainable parameters: `update()` after each optimizer step, `averaged_state()`
-    for the averaged model's full state dict, `swapped_in()` to run the model with its averages for a while."""
+    for the averaged model's full state dict, `swap()` (twice) to run the model with its averages for a while."""
 
     def __init__(self, model: torch.nn.Module, decay: float, warmup_steps: float = 0.0):
         if not 0.0 < decay < 1.0:
@@ -63,7 +63,7 @@ class WeightAverage:
     @torch.no_grad()
     def update(self) -> float:
         """Average in the current weights (after an optimizer step); returns the decay used."""
-        self.track_trainable()  # a parameter unfrozen outside an epoch start still starts from its own value
+        self.track_trainable()  # normally a no-op: the callback tracks before each batch's step
         self.updates += 1
         decay = self.decay_at(self.updates)
         averages, weights = self._pairs
