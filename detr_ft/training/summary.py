@@ -1,6 +1,6 @@
 """The short table printed at the end of a run: the best epoch and its metrics, the final metrics, which
-weights they came from, why the run stopped, the checkpoints and the MLflow run. Built from the trainer's `callback_metrics` and the checkpoint callbacks'
-own state, never from file names."""
+weights they came from, why the run stopped, the checkpoints and the MLflow run. Built from the trainer's
+`callback_metrics` and the callbacks' own state, never from file names."""
 
 import shlex
 from dataclasses import dataclass, field
