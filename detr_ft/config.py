@@ -55,6 +55,13 @@ class TrainConfig:
     precision: str = "32"  # 32 | 16-mixed | bf16-mixed
     seed: int = 42
     monitor: str = "val/mAP"  # or train_loss, the fine-tuning guide's checkpoint metric
+    # EMA of the weights (RF-DETR: 0.993); null = off. On: validation, the best checkpoint, predict, export use it.
+    ema_decay: float | None = None
+    ema_warmup_steps: float = 100.0  # decay_t = ema_decay * (1 - exp(-t / this)); 0 = no warm-up
+    # Stop when `monitor` has not improved by more than min_delta for this many validations; null = off.
+    early_stopping_patience: int | None = None
+    early_stopping_min_epochs: int = 0  # never stop before this many epochs have run
+    early_stopping_min_delta: float = 0.0
 
 
 @dataclass
@@ -218,6 +225,22 @@ def check_train_values(train: TrainConfig | DictConfig) -> None:
         raise ValueError(
             f"train.unfreeze_backbone_at_epoch must be -1 (never) or an epoch >= 0, "
             f"got {train.unfreeze_backbone_at_epoch}"
+        )
+    if train.ema_decay is not None and not 0.0 < train.ema_decay < 1.0:
+        raise ValueError(
+            f"train.ema_decay must be between 0 and 1 (e.g. 0.993), or null for no EMA; got {train.ema_decay}"
+        )
+    if train.ema_warmup_steps < 0:
+        raise ValueError(f"train.ema_warmup_steps must be >= 0 (0: no warm-up), got {train.ema_warmup_steps}")
+    if train.early_stopping_patience is not None and train.early_stopping_patience < 1:
+        raise ValueError(
+            f"train.early_stopping_patience must be >= 1 (validations without improvement), or null for no early "
+            f"stopping; got {train.early_stopping_patience}"
+        )
+    if train.early_stopping_min_epochs < 0 or train.early_stopping_min_delta < 0:
+        raise ValueError(
+            "train.early_stopping_min_epochs and train.early_stopping_min_delta must be >= 0, got "
+            f"{train.early_stopping_min_epochs} and {train.early_stopping_min_delta}"
         )
     if str(train.precision) not in {"32", "16-mixed", "bf16-mixed", "64", "16", "bf16", "32-true"}:
         raise ValueError(f"train.precision must be 32, 16-mixed or bf16-mixed, got {train.precision!r}")

@@ -2,7 +2,8 @@
 
 Conventions (read by detr_ft.compare too): one run per Hydra job; params are the flattened resolved config
 (`train/learning_rate`, `module/backbone_learning_rate`); tags `strategy` (what ran), `strategy_preset`,
-`schedule`, `dataset`, `model`, `sweep`, `git_commit`, `monitor`, `best_checkpoint`, `best_epoch`; failed
+`schedule`, `dataset`, `model`, `sweep`, `git_commit`, `monitor`, `eval_weights` (ema | raw: what val/* scored),
+`best_checkpoint`, `best_epoch`, `stop_reason`; failed
 runs are FAILED with `status_error`.
 """
 

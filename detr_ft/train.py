@@ -46,6 +46,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         "model": str(cfg.model.backbone.get("name", "unknown")),
         "git_commit": tracking.git_commit(),
         "monitor": cfg.train.monitor,
+        "eval_weights": "raw" if cfg.train.ema_decay is None else "ema",  # the weights val/* metrics come from
         "run_dir": str(cfg.run_dir),
         **({"sweep": sweep} if sweep else {}),
     }

@@ -4,6 +4,8 @@
 - `lr_schedule.py`: every group's learning rate as a pure function of (step, epoch, unfreeze step);
 - `finetuning.py`: the guide's freeze/unfreeze keys as a per-stage plan, and the callback applying it
   (not `strategy`: Lightning owns that word);
+- `ema.py`: the EMA of the weights (`train.ema_decay`), validated with and stored in every checkpoint;
+- `early_stopping.py`: early stopping on the monitored metric, and why a run stopped;
 - `checkpoints.py`: the ONE owner of the `.ckpt` file (what it holds, atomic writes, the best/last
   callbacks, reading it for resume, fine-tuning, predict and export);
 - `initial_weights.py`: `train.checkpoint_path` (file, MLflow run id, `runs:/`) into the model;

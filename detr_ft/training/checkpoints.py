@@ -4,7 +4,9 @@ resume, fine-tuning, predict and export.
 A `.ckpt` is Lightning's dictionary (`state_dict` of the LightningModule, optimizer and loop state, the
 callbacks' states) plus our `detr_ft` entry: the resolved config as YAML text and the category map, plain
 types only, so every file loads with `torch.load(weights_only=True)`. The model's weights sit under the
-LightningModule's attribute name (`model.`); nothing outside this module knows that prefix.
+LightningModule's attribute name (`model.`); nothing outside this module knows that prefix. A run with an EMA
+of the weights (`train.ema_decay`) adds the `ema` entry (detr_ft.training.ema): the averaged parameters, by
+the model's own names; `read()` then gives the EMA model's weights, which predict, export and fine-tuning use.
 Files are written to a temporary name and renamed, so a killed run never leaves a truncated checkpoint.
 """
 
@@ -22,6 +24,13 @@ from detr_ft.model.checkpoints import CheckpointError, read_weights_file, to_our
 
 MODEL_PREFIX = "model."  # DetrModule keeps the DETR as `self.model`
 METADATA = "detr_ft"
+EMA = "ema"  # {"weights": {name: average}, "updates", "decay", "warmup_steps"}, written by the EMA callback
+
+
+def monitor_mode(monitor: str) -> str:
+    """Whether the monitored metric is better lower (losses) or higher (mAP, ...): the best checkpoint and
+    early stopping read it the same way."""
+    return "min" if "loss" in monitor else "max"
 
 
 @dataclass
@@ -43,6 +52,11 @@ class Checkpoint:
     def category_map(self) -> dict | None:
         return self.metadata.get("category_map")
 
+    @property
+    def weights(self) -> str:
+        """Which weights `model_state` holds: "ema" (the run's moving average) or "raw" (the trained ones)."""
+        return self.metadata.get("weights", "raw")
+
 
 def read(path: str | Path) -> Checkpoint:
     """Read any supported weights file once: a detr_ft `.ckpt` (training or exported), an official DETR `.pth`
@@ -54,7 +68,11 @@ def read(path: str | Path) -> Checkpoint:
             k.removeprefix(MODEL_PREFIX): v for k, v in contents["state_dict"].items() if k.startswith(MODEL_PREFIX)
         }
         resumable = "optimizer_states" in contents
-        return Checkpoint(path, "detr_ft", state, dict(contents[METADATA]), resumable)
+        metadata = dict(contents[METADATA])
+        if EMA in contents:  # the run averaged its weights: those are the model (frozen parts stay the raw ones)
+            state |= contents[EMA]["weights"]
+            metadata["weights"] = "ema"
+        return Checkpoint(path, "detr_ft", state, metadata, resumable)
     try:
         source_format, state = to_our_state_dict(contents)
     except CheckpointError as error:
@@ -144,7 +162,7 @@ class BestCheckpoint(ModelCheckpoint):
             filename=f"best_epoch={{epoch}}-step={{step}}-{monitor.replace('/', '_')}={{{monitor}:.4f}}",
             auto_insert_metric_name=False,
             monitor=monitor,
-            mode="min" if "loss" in monitor else "max",
+            mode=monitor_mode(monitor),
             save_top_k=1,
             save_on_train_epoch_end=monitor.startswith("train") or None,
         )
@@ -185,7 +203,8 @@ class LastCheckpoint(ModelCheckpoint):
 
 def export_weights(checkpoint: str | Path, output: str | Path, half: bool = True, overwrite: bool = False) -> Path:
     """A weights-only copy of a detr_ft checkpoint (model weights, config, category map; no optimizer or loop
-    state): a few MB that `train.checkpoint_path` and `detr_ft.predict` accept."""
+    state): a few MB that `train.checkpoint_path` and `detr_ft.predict` accept. A run with EMA exports its
+    EMA weights (and says so in the copy's metadata)."""
     target = Path(output)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=true to replace it or choose another output=")
@@ -196,5 +215,5 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = True
         MODEL_PREFIX + key: value.half() if half and value.is_floating_point() else value
         for key, value in source.model_state.items()
     }
-    metadata = {k: v for k, v in source.metadata.items() if k in ("config", "category_map")}
+    metadata = {k: v for k, v in source.metadata.items() if k in ("config", "category_map", "weights")}
     return save_atomically({"state_dict": state, METADATA: metadata}, target)

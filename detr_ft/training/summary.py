@@ -1,6 +1,6 @@
-"""The short table printed at the end of a run: the best epoch and its metrics, the final metrics, the
-checkpoints and the MLflow run. Built from the trainer's `callback_metrics` and the checkpoint callbacks'
-own state, never from file names."""
+"""The short table printed at the end of a run: the best epoch and its metrics, the final metrics, which
+weights they came from, why the run stopped, the checkpoints and the MLflow run. Built from the trainer's
+`callback_metrics` and the callbacks' own state, never from file names."""
 
 import shlex
 from dataclasses import dataclass, field
@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pytorch_lightning as pl
 
 from detr_ft.training.checkpoints import BestCheckpoint, LastCheckpoint
+from detr_ft.training.early_stopping import stop_reason
+from detr_ft.training.ema import ExponentialMovingAverage
 
 
 @dataclass
@@ -24,12 +26,15 @@ class RunSummary:
     tracking_uri: str | None = None
     class_head: str | None = None  # "loaded" | "re-initialised" when weights came from train.checkpoint_path
     commands: dict[str, str] = field(default_factory=dict)  # what to type next: fine-tune from it, resume it
+    stop_reason: str | None = None  # early stop (epoch, patience, best), or the epoch limit
+    eval_weights: str = "raw"  # the weights val/* metrics came from: "ema" (train.ema_decay) or "raw"
 
     @classmethod
     def from_trainer(cls, trainer: pl.Trainer, logger=None, tracking_uri: str | None = None) -> "RunSummary":
         best = next(c for c in trainer.callbacks if isinstance(c, BestCheckpoint))
         last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
         score = best.best_model_score
+        ema = any(isinstance(c, ExponentialMovingAverage) and c.enabled for c in trainer.callbacks)
         return cls(
             monitor=best.monitor,
             best_value=float(score) if score is not None else None,
@@ -41,12 +46,16 @@ class RunSummary:
             run_dir=str(trainer.default_root_dir),
             mlflow_run_id=logger.run_id if logger is not None else None,
             tracking_uri=tracking_uri if logger is not None else None,
+            stop_reason=stop_reason(trainer),
+            eval_weights="ema" if ema else "raw",
         )
 
     def tags(self) -> dict[str, str]:
         found = {"best_checkpoint": self.best_checkpoint, "last_checkpoint": self.last_checkpoint}
         if self.best_epoch is not None:
             found["best_epoch"] = str(self.best_epoch)
+        if self.stop_reason:
+            found["stop_reason"] = self.stop_reason
         return found
 
 
@@ -81,6 +90,8 @@ def print_summary(summary: RunSummary) -> None:
         (f"best {summary.monitor}", f"{_fmt(summary.best_value)} (epoch {summary.best_epoch})"),
         ("its val/mAP, mAP50", f"{_fmt(best.get('val/mAP'))}, {_fmt(best.get('val/mAP50'))}"),
         ("final val/mAP, mAP50", f"{_fmt(final.get('val/mAP'))}, {_fmt(final.get('val/mAP50'))}"),
+        ("val metrics from", "EMA weights (train.ema_decay)" if summary.eval_weights == "ema" else "raw weights"),
+        ("stopped", summary.stop_reason or "n/a"),
         ("best checkpoint", summary.best_checkpoint or "n/a"),
         ("last checkpoint", summary.last_checkpoint or "n/a"),
         ("run folder", summary.run_dir),
