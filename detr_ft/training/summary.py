@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pytorch_lightning as pl
 
 from detr_ft.training.checkpoints import BestCheckpoint, LastCheckpoint
+from detr_ft.training.evaluation import CocoEvaluation
+from detr_ft.training.per_class import summary_lines
 
 
 @dataclass
@@ -24,12 +26,15 @@ class RunSummary:
     tracking_uri: str | None = None
     class_head: str | None = None  # "loaded" | "re-initialised" when weights came from train.checkpoint_path
     commands: dict[str, str] = field(default_factory=dict)  # what to type next: fine-tune from it, resume it
+    per_class: list[dict] = field(default_factory=list)  # per-class AP rows of the evaluation's best epoch
+    per_class_epoch: int | None = None
 
     @classmethod
     def from_trainer(cls, trainer: pl.Trainer, logger=None, tracking_uri: str | None = None) -> "RunSummary":
         best = next(c for c in trainer.callbacks if isinstance(c, BestCheckpoint))
         last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
         score = best.best_model_score
+        evaluation = next((c for c in trainer.callbacks if isinstance(c, CocoEvaluation)), None)
         return cls(
             monitor=best.monitor,
             best_value=float(score) if score is not None else None,
@@ -41,6 +46,8 @@ class RunSummary:
             run_dir=str(trainer.default_root_dir),
             mlflow_run_id=logger.run_id if logger is not None else None,
             tracking_uri=tracking_uri if logger is not None else None,
+            per_class=list(evaluation.best_per_class) if evaluation else [],
+            per_class_epoch=evaluation.best_epoch if evaluation else None,
         )
 
     def tags(self) -> dict[str, str]:
@@ -99,4 +106,8 @@ def print_summary(summary: RunSummary) -> None:
     print(f"\n{line}\ndetr_ft run summary\n{line}")
     for key, value in rows:
         print(f"{key.ljust(width)} : {value}")
+    per_class = summary_lines(summary.per_class)
+    if per_class:
+        print(f"per-class AP at epoch {summary.per_class_epoch}, best first:")
+        print("\n".join(per_class))
     print(line)
