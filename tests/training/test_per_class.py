@@ -85,3 +85,28 @@ def test_the_summary_shows_every_class_when_few_and_the_best_and_worst_when_many
         *(f"class0{i}" for i in (4, 3, 2, 1, 0)),
     ]
     assert "70 more classes" in lines[5]
+
+
+def test_ap_is_over_iou_thresholds_and_100_detections_per_image():
+    # Three cats in one image, each found with IoU 0.54: a hit at IoU 0.5 only, and only if more than one
+    # detection per image counts.
+    boxes = [[0, 0, 20, 20], [100, 100, 40, 40], [200, 0, 60, 60]]
+    annotations = [
+        {"id": i + 1, "image_id": 1, "category_id": 12, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+        for i, b in enumerate(boxes)
+    ]
+    coco = coco_from_dict(
+        {
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 300, "height": 300}],
+            "annotations": annotations,
+            "categories": [{"id": 12, "name": "cat"}],
+        }
+    )
+    shifted = [
+        {"image_id": 1, "category_id": 12, "bbox": [x + 0.3 * w, y, w, h], "score": 0.9 - i / 10}
+        for i, (x, y, w, h) in enumerate(boxes)
+    ]
+    for backend in ("pycocotools", "faster_coco_eval"):
+        (cat,) = evaluate_coco(coco, shifted, backend=backend).per_class
+        assert cat.AP50 == pytest.approx(1.0)
+        assert cat.AP == pytest.approx(0.1)  # 1 of the 10 IoU thresholds
