@@ -70,24 +70,34 @@ def test_gather_is_a_no_op_without_distributed():
     assert gather_rows(rows) is rows
 
 
-def _gather_worker(rank: int, world_size: int, init_file: str, queue) -> None:
+def _gather_worker(rank: int, world_size: int, init_file: str, rows_per_rank: list, queue) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
-        # 3 images over 2 ranks: the sampler pads rank 1 with image 101 again; rank 1 has more rows.
-        evaluator = DetectionEvaluator(CategoryMap.from_coco_categories(CATEGORIES), backend="pycocotools")
-        mine = {0: [IMAGES[0], IMAGES[2]], 1: [IMAGES[1], IMAGES[0]]}[rank]
-        evaluator.update(*model_outputs(mine, evaluator.category_map, queries=4 + rank))
-        # Plain lists through the queue: tensors would travel as shared memory that dies with the worker.
-        queue.put((rank, evaluator.rows.shape[0], gather_rows(evaluator.rows).tolist()))
+        # Plain lists in and out: tensors would travel as shared memory that dies with the worker.
+        queue.put((rank, gather_rows(torch.tensor(rows_per_rank[rank], dtype=torch.float64)).tolist()))
     finally:
         dist.destroy_process_group()
 
 
+def _rows_of(images: list[dict], queries: int) -> torch.Tensor:
+    evaluator = DetectionEvaluator(CategoryMap.from_coco_categories(CATEGORIES), backend="pycocotools")
+    evaluator.update(*model_outputs(images, evaluator.category_map, queries=queries))
+    return evaluator.rows
+
+
 def test_gather_collects_every_rank_once_and_scores_as_one_process(tmp_path, coco):  # noqa: F811
+    # 3 images over 2 ranks: the sampler pads rank 1 with image 101 again; rank 1 has more rows. The rows are
+    # made here, before forking: a forked child must not run torch's OpenMP thread pool (it can hang).
+    rows_per_rank = [_rows_of([IMAGES[0], IMAGES[2]], 4).tolist(), _rows_of([IMAGES[1], IMAGES[0]], 5).tolist()]
+    assert [len(rows) for rows in rows_per_rank] == [8, 10]
     context = mp.get_context("fork")  # no re-import in the children: a fraction of a second, not ten
     queue = context.SimpleQueue()
     workers = mp.start_processes(
-        _gather_worker, args=(2, str(tmp_path / "init"), queue), nprocs=2, join=False, start_method="fork"
+        _gather_worker,
+        args=(2, str(tmp_path / "init"), rows_per_rank, queue),
+        nprocs=2,
+        join=False,
+        start_method="fork",
     )
     deadline = time.monotonic() + 60
     while not workers.join(timeout=1):
@@ -95,9 +105,8 @@ def test_gather_collects_every_rank_once_and_scores_as_one_process(tmp_path, coc
             for process in workers.processes:
                 process.kill()
             pytest.fail("the two gloo workers did not finish within 60 s")
-    answers = {rank: rest for rank, *rest in (queue.get() for _ in range(2))}
-    (count0, gathered0), (count1, gathered1) = answers[0], answers[1]
-    assert (count0, count1) == (8, 10)  # before gathering: each rank its own, padded ones included
+    answers = dict(queue.get() for _ in range(2))
+    gathered0, gathered1 = answers[0], answers[1]
     assert gathered0 == gathered1  # every rank sees the same full set
     together = unpack_results(torch.tensor(gathered0, dtype=torch.float64))
     assert sorted({r["image_id"] for r in together}) == [101, 102, 103]
