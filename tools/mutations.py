@@ -304,10 +304,26 @@ MUTATIONS = [
     Mutation(
         "best_detections_every_epoch",
         "detr_ft/training/evaluation.py",
-        '            self.best_map = metrics["mAP"]\n            if self.detections_file',
-        '            self.best_map = metrics["mAP"]\n        if True:\n            if self.detections_file',
+        "            if not better:\n                return\n",
+        "            if not better:\n                pass\n",
         "val_detections_best.json holds the best epoch's detections, not the last epoch's",
         RECORD,
+    ),
+    Mutation(
+        "per_class_ap50_at_iou_055",
+        "detr_ft/training/per_class.py",
+        "ap50 = _mean_of_defined(precision[0, :, k, 0, -1])",
+        "ap50 = _mean_of_defined(precision[1, :, k, 0, -1])",
+        "per-class AP50 is read at IoU 0.5 from COCOeval's precision array",
+        TRAINING,
+    ),
+    Mutation(
+        "gather_keeps_padded_duplicates",
+        "detr_ft/training/detection_rows.py",
+        "kept.append(part[~torch.isin(image_ids, seen)])",
+        "kept.append(part)",
+        "under DDP an image the sampler gave to two ranks is scored once",
+        TRAINING,
     ),
     Mutation(
         "flip_always",

@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 from detr_ft.training.checkpoints import BestCheckpoint, LastCheckpoint
 from detr_ft.training.early_stopping import stop_reason
 from detr_ft.training.ema import ExponentialMovingAverage
+from detr_ft.training.evaluation import CocoEvaluation
+from detr_ft.training.per_class import summary_lines
 
 
 @dataclass
@@ -28,6 +30,8 @@ class RunSummary:
     commands: dict[str, str] = field(default_factory=dict)  # what to type next: fine-tune from it, resume it
     stop_reason: str | None = None  # early stop (epoch, patience, best), or the epoch limit
     eval_weights: str = "raw"  # the weights val/* metrics came from: "ema" (train.ema_decay) or "raw"
+    per_class: list[dict] = field(default_factory=list)  # per-class AP rows of the evaluation's best epoch
+    per_class_epoch: int | None = None
 
     @classmethod
     def from_trainer(cls, trainer: pl.Trainer, logger=None, tracking_uri: str | None = None) -> "RunSummary":
@@ -35,6 +39,7 @@ class RunSummary:
         last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
         score = best.best_model_score
         ema = any(isinstance(c, ExponentialMovingAverage) and c.enabled for c in trainer.callbacks)
+        evaluation = next((c for c in trainer.callbacks if isinstance(c, CocoEvaluation)), None)
         return cls(
             monitor=best.monitor,
             best_value=float(score) if score is not None else None,
@@ -48,6 +53,8 @@ class RunSummary:
             tracking_uri=tracking_uri if logger is not None else None,
             stop_reason=stop_reason(trainer),
             eval_weights="ema" if ema else "raw",
+            per_class=list(evaluation.best_per_class) if evaluation else [],
+            per_class_epoch=evaluation.best_epoch if evaluation else None,
         )
 
     def tags(self) -> dict[str, str]:
@@ -110,4 +117,8 @@ def print_summary(summary: RunSummary) -> None:
     print(f"\n{line}\ndetr_ft run summary\n{line}")
     for key, value in rows:
         print(f"{key.ljust(width)} : {value}")
+    per_class = summary_lines(summary.per_class)
+    if per_class:
+        print(f"per-class AP at epoch {summary.per_class_epoch}, best first:")
+        print("\n".join(per_class))
     print(line)

@@ -105,7 +105,7 @@ FROM_THE_ASSET = [
     "monitor, best, start", [("train_loss", min, []), ("val/loss", min, []), ("val/mAP", max, FROM_THE_ASSET)]
 )
 def test_the_best_checkpoint_is_the_best_epoch_of_the_monitored_metric(tiny_cfg, monitor, best, start):
-    metrics, detections = EpochMetrics(monitor), EpochDetections()
+    metrics, detections = EpochMetrics(monitor, "val/mAP"), EpochDetections()
     cfg = tiny_cfg(
         *start, "finetune_strategy=full", "train.epochs=4", "train.learning_rate=1e-3", f"train.monitor={monitor}"
     )
@@ -116,6 +116,9 @@ def test_the_best_checkpoint_is_the_best_epoch_of_the_monitored_metric(tiny_cfg,
     assert summary.best_epoch == expected_epoch, (values, summary.best_checkpoint)
     assert summary.best_value == pytest.approx(best(values), abs=1e-6)
     assert f"best_epoch={expected_epoch}-" in summary.best_checkpoint
+    # The per-class table and pictures follow the monitor when it is a validation metric, else val/mAP.
+    maps = [epoch["val/mAP"] for epoch in metrics.epochs]
+    assert summary.per_class_epoch == (expected_epoch if monitor.startswith("val/") else maps.index(max(maps)))
     if monitor == "val/mAP":  # the detections file is the best epoch's, not the last one's
         assert expected_epoch != 3, f"the best epoch must not be the last to tell: {values}"
         saved = json.loads((Path(summary.run_dir) / "val_detections_best.json").read_text())
