@@ -55,6 +55,11 @@ class TrainConfig:
     precision: str = "32"  # 32 | 16-mixed | bf16-mixed
     seed: int = 42
     monitor: str = "val/mAP"  # or train_loss, the fine-tuning guide's checkpoint metric
+    # Reuse the frozen backbone's per-image outputs across epochs and jobs (needs a backbone that never trains
+    # and data.train_augmentation=false); stored under feature_cache_dir (null: $DETR_FT_CACHE or
+    # ~/.cache/detr_ft, then /features).
+    cache_backbone_features: bool = False
+    feature_cache_dir: str | None = None
 
 
 @dataclass
