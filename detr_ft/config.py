@@ -62,6 +62,11 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     early_stopping_min_epochs: int = 0  # never stop before this many epochs have run
     early_stopping_min_delta: float = 0.0
+    # Reuse the frozen backbone's per-image outputs across epochs and jobs (needs a backbone that never trains
+    # and data.train_augmentation=false); stored under feature_cache_dir (null: $DETR_FT_CACHE or
+    # ~/.cache/detr_ft, then /features).
+    cache_backbone_features: bool = False
+    feature_cache_dir: str | None = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ from detr_ft import tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config import check_train_values, check_trainer_keys
 from detr_ft.training import checkpoints
+from detr_ft.training.feature_cache import feature_cache_for_run
 from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
 from detr_ft.training.initial_weights import load_initial_weights, resolve_checkpoint_path
 from detr_ft.training.summary import RunSummary, next_commands, print_summary
@@ -92,8 +93,10 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
         }
     tracking.set_tags(logger, tags)
 
-    module = instantiate(cfg.module, model=model, criterion=criterion)
+    feature_cache = feature_cache_for_run(cfg.train, model, datamodule) if cfg.train.cache_backbone_features else None
+    module = instantiate(cfg.module, model=model, criterion=criterion, feature_cache=feature_cache)
     callbacks = [instantiate(node) for node in cfg.callbacks.values() if node is not None]
+    callbacks += [feature_cache] if feature_cache is not None else []
     resolved = OmegaConf.to_yaml(cfg, resolve=True)  # stored in every checkpoint and beside them
     callbacks += [checkpoints.RunMetadata(resolved), *extra_callbacks]
     trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks)

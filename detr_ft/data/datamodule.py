@@ -14,7 +14,7 @@ from detr_ft.data.categories import CategoryMap
 from detr_ft.data.coco import CocoDetection, read_annotations
 from detr_ft.data.collate import collate
 from detr_ft.data.object_counts import ObjectCounts
-from detr_ft.data.transforms import make_eval_transforms, make_train_transforms
+from detr_ft.data.transforms import describe_eval_transforms, make_eval_transforms, make_train_transforms
 
 
 def split_paths(
@@ -52,6 +52,7 @@ class DetectionDataModule(pl.LightningDataModule):
         max_size: int = 1333,
         eval_scale: int = 800,
         crop: bool = True,
+        train_augmentation: bool = True,
         skip_bad_images: bool = False,
         pin_memory: bool | None = None,
         name: str = "coco",
@@ -63,8 +64,14 @@ class DetectionDataModule(pl.LightningDataModule):
         )
         self.batch_size, self.num_workers = batch_size, num_workers
         self.label_mode, self.skip_bad_images, self.name = label_mode, skip_bad_images, name
-        self.train_transforms = make_train_transforms(list(train_scales), max_size, crop)
+        # train_augmentation=false: train images get the eval transform, the same pixels every epoch (what a
+        # cache of backbone features needs).
+        self.train_augmentation = train_augmentation
         self.eval_transforms = make_eval_transforms(eval_scale, max_size)
+        self._eval_description = describe_eval_transforms(eval_scale, max_size)
+        self.train_transforms = (
+            make_train_transforms(list(train_scales), max_size, crop) if train_augmentation else self.eval_transforms
+        )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         # Read (and validated) once here for the class count; the train dataset reuses it in setup.
         self._train_annotations: dict | None = read_annotations(self.paths["train"][1])
@@ -115,6 +122,16 @@ class DetectionDataModule(pl.LightningDataModule):
             self._dataset("val")
         if stage in (None, "test") and "test" in self.paths:
             self._dataset("test")
+
+    def deterministic_transform(self, split: str) -> dict | None:
+        """What decides the pixels of `split`'s images, or None when its transform is random (augmented train)."""
+        if split == "train" and self.train_augmentation:
+            return None
+        return dict(self._eval_description)
+
+    def dataset(self, split: str) -> CocoDetection:
+        """The split's dataset (built on first use)."""
+        return self._dataset(split)
 
     @property
     def val_dataset(self) -> CocoDetection:

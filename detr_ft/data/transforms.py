@@ -106,6 +106,23 @@ def make_eval_transforms(scale: int, max_size: int) -> v2.Compose:
     return v2.Compose([RandomShorterSide([scale], max_size), *_finish()])
 
 
+# Bump when make_eval_transforms changes what it does to pixels: caches keyed by its description go stale.
+EVAL_TRANSFORMS_VERSION = 1
+
+
+def describe_eval_transforms(scale: int, max_size: int) -> dict:
+    """Everything that decides the pixels make_eval_transforms(scale, max_size) produces (it is deterministic),
+    for caches of what a model computes from them."""
+    return {
+        "kind": "eval",
+        "version": EVAL_TRANSFORMS_VERSION,
+        "shorter_side": scale,
+        "max_size": max_size,
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+    }
+
+
 def apply(transforms, image: torch.Tensor, boxes_xyxy: torch.Tensor, labels: torch.Tensor):
     """Run `transforms` on a uint8 image and its pixel xyxy boxes -> (image, boxes cxcywh in [0, 1], labels)."""
     height, width = image.shape[-2:]

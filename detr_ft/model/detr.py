@@ -57,7 +57,11 @@ class DETR(nn.Module):
         aux_outputs: one such dict per earlier decoder layer (when aux_loss)."""
         if mask is None:
             mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
-        features, feature_mask = self.backbone(images, mask)
+        return self.forward_from_features(*self.backbone(images, mask))
+
+    def forward_from_features(self, features: torch.Tensor, feature_mask: torch.Tensor) -> dict:
+        """The rest of forward() after the backbone: features [B, C, h, w] and feature_mask [B, h, w] as the
+        backbone returns them (e.g. from a cache of a frozen backbone's outputs) -> the same outputs as forward."""
         pos = self.position(feature_mask).to(features.dtype)
         decoded = self.transformer(self.input_proj(features), feature_mask, self.query_embed.weight, pos)
         logits = self.class_head(decoded)  # [L, B, Q, K+1]

@@ -214,3 +214,20 @@ def test_collate_pads_to_the_largest_image_with_a_padding_mask():
     assert not mask[0, :4, :6].any() and mask[0, 4:, :].all()
     assert not mask[1, :5, :3].any() and mask[1, :, 3:].all()
     assert images[1, :, :, 3:].abs().sum() == 0 and [t["n"] for t in targets] == [1, 2]
+
+
+def test_without_train_augmentation_train_images_are_the_same_every_epoch(folder):
+    """data.train_augmentation=false: train images get the eval transform (what a feature cache needs)."""
+    random.seed(0)
+    torch.manual_seed(0)
+    augmented = _module(folder)
+    assert augmented.deterministic_transform("train") is None
+    assert augmented.deterministic_transform("val")["shorter_side"] == 96
+    plain = _module(folder, train_augmentation=False)
+    assert plain.deterministic_transform("train") == plain.deterministic_transform("val")
+    dataset = plain.dataset("train")
+    for index in range(4):
+        first, again = dataset[index][0], dataset[index][0]
+        assert torch.equal(first, again) and min(first.shape[-2:]) == 96
+    changed = [not torch.equal(augmented.dataset("train")[i][0], augmented.dataset("train")[i][0]) for i in range(8)]
+    assert any(changed)  # the augmented pipeline really is random (flips, scales, crops)
