@@ -17,6 +17,7 @@ returns the loss; torch.optim.AdamW with its defaults).
 """
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -40,6 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per case first")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--size", type=int, default=512, help="image side in pixels")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file for the figures ({DEFAULT_OUT})")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -61,7 +63,10 @@ def build_models(device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module
     torch.manual_seed(0)
     # auxiliary_loss: the paper's recipe, as detr_ft trains; both models then compute the same loss terms.
     peer_config = DetrConfig(
-        use_timm_backbone=True, backbone="resnet50", use_pretrained_backbone=False, num_labels=NUM_CLASSES,
+        use_timm_backbone=True,
+        backbone="resnet50",
+        use_pretrained_backbone=False,
+        num_labels=NUM_CLASSES,
         auxiliary_loss=True,
     )
     peer = DetrForObjectDetection(peer_config)
@@ -159,13 +164,13 @@ def alternate(cases: dict, steps: int, warmup: int, device: torch.device) -> dic
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     peer, ours, criterion = build_models(device)
     images, mask, our_targets, peer_targets = make_batch(args.batch, args.size, device)
     difference = check_agreement(peer, ours, images, mask)
-    autocast = (
-        (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16" else nullcontext
-    )
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16" else nullcontext
     pixel_mask = (~mask).long()
 
     def peer_step(optimizer):
@@ -191,7 +196,9 @@ def run(args: argparse.Namespace) -> dict:
         ours.train()
         peer_opt, our_opt = peer_optimizer(peer), our_optimizer(ours, criterion)
         times = alternate(
-            {"detr_ft": lambda: our_step(our_opt), "peer": lambda: peer_step(peer_opt)}, args.steps, args.warmup,
+            {"detr_ft": functools.partial(our_step, our_opt), "peer": functools.partial(peer_step, peer_opt)},
+            args.steps,
+            args.warmup,
             device,
         )
         results[f"train_step_{strategy}_s"] = times
