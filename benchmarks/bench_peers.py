@@ -42,6 +42,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--size", type=int, default=512, help="image side in pixels")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--profile", type=int, default=0, help="also print the top N ops of detr_ft's full step")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file for the figures ({DEFAULT_OUT})")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -190,6 +191,10 @@ def run(args: argparse.Namespace) -> dict:
         optimizer.step()
 
     results = {}
+    if args.profile:
+        set_backbone_training(peer, ours, True)
+        ours.train()
+        print_profile(functools.partial(our_step, our_optimizer(ours, criterion)), device, args.profile)
     for strategy, trains in (("full", True), ("frozen", False)):
         set_backbone_training(peer, ours, trains)
         peer.train()
@@ -238,6 +243,18 @@ def run(args: argparse.Namespace) -> dict:
             for name, figures in results.items()
         },
     }
+
+
+def print_profile(step, device: torch.device, top: int) -> None:
+    """Where one training step's time goes: the ops with the most self time (after one warm-up step)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        step()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(profiler.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=40), flush=True)
 
 
 def print_table(report: dict) -> None:
