@@ -12,7 +12,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,test,onnx]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,test,onnx,bench]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install detr_ft with dev tools (skipped when up to date)

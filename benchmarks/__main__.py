@@ -1,5 +1,6 @@
 """`make bench` / `python -m benchmarks [NAME ...]`: run every benchmarks/bench_*.py (or the named ones).
 
+Options after a single name go to that benchmark (`python -m benchmarks peers --device cuda --precision bf16`).
 Benchmarks print speed and memory figures; they never assert timings (tests do not time anything).
 """
 
@@ -8,14 +9,19 @@ import sys
 from pathlib import Path
 
 
-def main(names: list[str]) -> None:
+def main(argv: list[str]) -> None:
     available = sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
+    first_option = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    names, options = argv[:first_option], argv[first_option:]
     unknown = sorted(set(names) - set(available))
     if unknown:
         sys.exit(f"unknown benchmark(s) {unknown}; available: {available}")
+    if options and len(names) != 1:
+        sys.exit(f"options {options} need exactly one benchmark name before them, e.g. `peers {' '.join(options)}`")
     for name in names or available:
         print(f"\n=== benchmark: {name} ===", flush=True)
-        importlib.import_module(f"benchmarks.bench_{name}").main()
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        module.main(options) if options else module.main()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from detr_ft.model.folding import FoldableFrozenBatchNorm2d, make_norms_foldable
+
 log = logging.getLogger(__name__)
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -79,9 +81,11 @@ class Backbone(nn.Module):
         self.body = ResNet(
             block,
             list(blocks_per_stage or depths),
-            norm_layer=FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d,
+            norm_layer=FoldableFrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d,
             replace_stride_with_dilation=[False, False, dilation],
         )
+        if norm == "frozen":  # stages that do not train run each convolution and its norm as one convolution
+            make_norms_foldable(self.body)
         del self.body.fc, self.body.avgpool
         if last_stage == "layer3":
             del self.body.layer4

@@ -37,36 +37,47 @@ class SetCriterion(nn.Module):
 
     def forward(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         """Returns the separate terms (`loss_ce`, `loss_bbox`, `loss_giou`, aux ones suffixed `_i`,
-        logging-only `class_error`) and `loss`, the weighted total to back-propagate."""
-        num_boxes = self._num_boxes(targets, outputs["pred_boxes"].device)
-        losses, matches = self._losses(outputs, targets, num_boxes)
-        losses["class_error"] = self._class_error(outputs, targets, matches)
-        for index, aux in enumerate(outputs.get("aux_outputs", [])):
-            losses.update({f"{k}_{index}": v for k, v in self._losses(aux, targets, num_boxes)[0].items()})
-        # The one place where terms are weighted: aux terms share their base term's weight.
-        losses["loss"] = sum(
-            self.weights[name.rsplit("_", 1)[0] if name[-1].isdigit() else name] * value
-            for name, value in losses.items()
-            if (name.rsplit("_", 1)[0] if name[-1].isdigit() else name) in self.weights
-        )
+        logging-only `class_error`) and `loss`, the weighted total to back-propagate.
+
+        Always computed in fp32, autocast or not: the losses, the matching costs and the box arithmetic
+        (GIoU of small boxes) lose too much in bf16 or fp16."""
+        with torch.autocast(outputs["pred_logits"].device.type, enabled=False):
+            layers = [_as_float(outputs)] + [_as_float(aux) for aux in outputs.get("aux_outputs", [])]
+            targets = [{**t, "boxes": t["boxes"].float()} for t in targets]
+            num_boxes = self._num_boxes(targets, outputs["pred_boxes"].device)
+            layer_matches = self.matcher.match_layers(layers, targets)
+            losses = self._losses(layers[0], targets, num_boxes, layer_matches[0])
+            losses["class_error"] = self._class_error(layers[0], targets, layer_matches[0])
+            for index, (aux, matches) in enumerate(zip(layers[1:], layer_matches[1:], strict=True)):
+                losses.update({f"{k}_{index}": v for k, v in self._losses(aux, targets, num_boxes, matches).items()})
+            # The one place where terms are weighted: aux terms share their base term's weight.
+            losses["loss"] = sum(
+                self.weights[name.rsplit("_", 1)[0] if name[-1].isdigit() else name] * value
+                for name, value in losses.items()
+                if (name.rsplit("_", 1)[0] if name[-1].isdigit() else name) in self.weights
+            )
         return losses
 
     @staticmethod
-    def _num_boxes(targets: list[dict], device) -> float:
-        """Target boxes in the batch (averaged over processes under DDP), at least 1 for empty batches."""
-        count = torch.tensor(float(sum(len(t["labels"]) for t in targets)), device=device)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(count)
-            count = count / dist.get_world_size()
-        return max(count.item(), 1.0)
+    def _num_boxes(targets: list[dict], device) -> float | torch.Tensor:
+        """Target boxes in the batch (averaged over processes under DDP), at least 1 for empty batches.
 
-    def _losses(self, outputs: dict, targets: list[dict], num_boxes: float) -> tuple[dict[str, torch.Tensor], list]:
-        matches = self.matcher(outputs, targets)
+        Counted on the host (box counts are shapes), so a single process never waits for the device here."""
+        count = float(sum(len(t["labels"]) for t in targets))
+        if dist.is_available() and dist.is_initialized():
+            total = torch.tensor(count, device=device)
+            dist.all_reduce(total)
+            return (total / dist.get_world_size()).clamp(min=1.0)
+        return max(count, 1.0)
+
+    def _losses(
+        self, outputs: dict, targets: list[dict], num_boxes: float | torch.Tensor, matches: list
+    ) -> dict[str, torch.Tensor]:
         logits = outputs["pred_logits"]  # [B, Q, K+1]
         target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device)
         for b, (query_idx, target_idx) in enumerate(matches):
             target_classes[b, query_idx.to(logits.device)] = targets[b]["labels"][target_idx].to(logits.device)
-        loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, weight=self.class_weight.to(logits.dtype))
+        loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, weight=self.class_weight)
 
         pred = torch.cat([outputs["pred_boxes"][b, q] for b, (q, _) in enumerate(matches)])
         true = torch.cat([targets[b]["boxes"][t] for b, (_, t) in enumerate(matches)]).to(pred)
@@ -76,7 +87,7 @@ class SetCriterion(nn.Module):
             loss_giou = (1 - giou).sum() / num_boxes
         else:
             loss_giou = pred.sum() * 0  # keeps the graph connected for images without boxes
-        return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}, matches
+        return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}
 
     @torch.no_grad()
     def _class_error(self, outputs: dict, targets: list[dict], matches: list) -> torch.Tensor:
@@ -86,3 +97,8 @@ class SetCriterion(nn.Module):
         if len(true) == 0:
             return torch.tensor(0.0, device=predicted.device)
         return 100.0 * (1 - (predicted == true).float().mean())
+
+
+def _as_float(outputs: dict) -> dict:
+    """A decoder layer's pred_logits and pred_boxes in fp32 (differentiable casts)."""
+    return {"pred_logits": outputs["pred_logits"].float(), "pred_boxes": outputs["pred_boxes"].float()}

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detr_ft.model.attention import MultiheadAttention
+
 
 class _Layer(nn.Module):
     """What encoder and decoder layers share: self-attention, the feed-forward block, `num_norms` norms
@@ -15,9 +17,9 @@ class _Layer(nn.Module):
 
     def __init__(self, d_model, nhead, dim_feedforward, dropout, normalize_before, num_norms, cross_attention):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout)
         if cross_attention:
-            self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
+            self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         for index in range(1, num_norms + 1):
@@ -38,9 +40,11 @@ class EncoderLayer(_Layer):
     def forward(self, src, padding_mask, pos):
         if self.normalize_before:
             x = self.norm1(src)
-            src = src + self.dropout1(self.self_attn(x + pos, x + pos, x, key_padding_mask=padding_mask)[0])
+            x_pos = x + pos
+            src = src + self.dropout1(self.self_attn(x_pos, x_pos, x, key_padding_mask=padding_mask))
             return src + self.dropout2(self._feedforward(self.norm2(src)))
-        attended = self.self_attn(src + pos, src + pos, src, key_padding_mask=padding_mask)[0]
+        src_pos = src + pos
+        attended = self.self_attn(src_pos, src_pos, src, key_padding_mask=padding_mask)
         src = self.norm1(src + self.dropout1(attended))
         return self.norm2(src + self.dropout2(self._feedforward(src)))
 
@@ -52,13 +56,15 @@ class DecoderLayer(_Layer):
     def forward(self, tgt, memory, memory_padding_mask, pos, query_pos):
         if self.normalize_before:
             x = self.norm1(tgt)
-            tgt = tgt + self.dropout1(self.self_attn(x + query_pos, x + query_pos, x)[0])
+            x_pos = x + query_pos
+            tgt = tgt + self.dropout1(self.self_attn(x_pos, x_pos, x))
             x = self.norm2(tgt)
-            cross = self.multihead_attn(x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)[0]
+            cross = self.multihead_attn(x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)
             tgt = tgt + self.dropout2(cross)
             return tgt + self.dropout3(self._feedforward(self.norm3(tgt)))
-        tgt = self.norm1(tgt + self.dropout1(self.self_attn(tgt + query_pos, tgt + query_pos, tgt)[0]))
-        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)[0]
+        tgt_pos = tgt + query_pos
+        tgt = self.norm1(tgt + self.dropout1(self.self_attn(tgt_pos, tgt_pos, tgt)))
+        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)
         tgt = self.norm2(tgt + self.dropout2(cross))
         return self.norm3(tgt + self.dropout3(self._feedforward(tgt)))
 

@@ -53,17 +53,40 @@ class InitialState(pl.Callback):
 
 
 class OutputDtypes(pl.Callback):
-    """The dtype of the class head's output in each training step (bf16 under bf16-mixed autocast)."""
+    """The dtypes seen in training steps: the input projection's output (bf16 under bf16-mixed autocast), the class and
+    box heads' outputs, the matcher's costs, the loss (all three fp32 always), and whether every loss was finite."""
 
     def __init__(self):
-        self.dtypes: set[torch.dtype] = set()
+        self.dtypes: dict[str, set[torch.dtype]] = {"network": set(), "heads": set(), "costs": set(), "loss": set()}
+        self.losses_finite = True
 
     def on_fit_start(self, trainer, pl_module):
-        def record(module, inputs, output):
-            if module.training:
-                self.dtypes.add(output.dtype)
+        def recorder(kind):
+            def record(module, inputs, output):
+                if module.training:
+                    self.dtypes[kind].add(output.dtype)
 
-        pl_module.model.class_head.register_forward_hook(record)
+            return record
+
+        model, criterion = pl_module.model, pl_module.criterion
+        model.input_proj.register_forward_hook(recorder("network"))
+        model.class_head.register_forward_hook(recorder("heads"))
+        model.box_head.register_forward_hook(recorder("heads"))
+
+        def record_loss(module, inputs, output):
+            if module.training:
+                self.dtypes["loss"].add(output["loss"].dtype)
+                self.losses_finite &= bool(torch.isfinite(output["loss"]))
+
+        criterion.register_forward_hook(record_loss)
+        cost = criterion.matcher._cost
+
+        def record_cost(*args):
+            result = cost(*args)
+            self.dtypes["costs"].add(result.dtype)
+            return result
+
+        criterion.matcher._cost = record_cost
 
 
 class EpochDetections(pl.Callback):

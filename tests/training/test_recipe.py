@@ -126,10 +126,13 @@ def test_the_best_checkpoint_is_the_best_epoch_of_the_monitored_metric(tiny_cfg,
 
 
 @pytest.mark.parametrize("precision, dtype", [("bf16-mixed", torch.bfloat16), ("32", torch.float32)])
-def test_precision_reaches_the_training_step(tiny_cfg, precision, dtype):
+def test_precision_reaches_the_training_step_and_the_loss_stays_fp32(tiny_cfg, precision, dtype):
     dtypes = OutputDtypes()
-    train(tiny_cfg(f"train.precision={precision}"), callbacks=[dtypes])
-    assert dtypes.dtypes == {dtype}
+    train(tiny_cfg("finetune_strategy=full", f"train.precision={precision}"), callbacks=[dtypes])
+    assert dtypes.dtypes["network"] == {dtype}
+    # The heads (box arithmetic), the matcher's costs and the loss are fp32 whatever the network runs in.
+    assert dtypes.dtypes["heads"] == dtypes.dtypes["costs"] == dtypes.dtypes["loss"] == {torch.float32}
+    assert dtypes.losses_finite
 
 
 def test_a_run_folder_that_holds_checkpoints_is_never_overwritten(tmp_path, data_cache):

@@ -1,0 +1,282 @@
+"""detr_ft against its peer, Hugging Face transformers' DetrForObjectDetection, on the same weights.
+
+Both models are the paper's R50 DETR (91 classes, 100 queries, 6+6 layers, auxiliary decoder losses). The peer
+is built with random weights (nothing is downloaded), saved with save_pretrained and loaded into detr_ft's
+detr_r50, and their eval outputs are checked to agree before anything is timed. Then, alternating between the
+two models step by step so that machine noise hits both alike: a training step with the whole backbone
+training (layer2-4) and one with it frozen (forward, each model's own loss, backward, gradient clipping at 0.1,
+AdamW), and inference images/s. Each figure is the median of `--steps` timed repetitions after `--warmup`.
+
+    python -m benchmarks peers                                  # CPU, fp32, batch 2, 512 px
+    python -m benchmarks peers --device cuda --precision bf16   # on a GPU: bf16 autocast for both models
+    python -m benchmarks peers --steps 3 --out outputs/peers.json
+
+detr_ft's step is what its LightningModule does (its optimizer from DetrModule.configure_optimizers, its
+criterion under the same precision rules); the peer's is the plain transformers recipe (model(..., labels=...)
+returns the loss; torch.optim.AdamW with its defaults).
+"""
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+NUM_CLASSES = 91  # the official/HF COCO class head
+CLIP = 0.1
+DEFAULT_OUT = Path("outputs/benchmarks/peers.json")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks peers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16 = autocast for both")
+    parser.add_argument("--steps", type=int, default=5, help="timed repetitions per case (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per case first")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--profile", type=int, default=0, help="also print the top N ops of detr_ft's full step")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file for the figures ({DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available here")
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be >= 1 and --warmup >= 0")
+    return args
+
+
+def build_models(device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+    """-> (peer, ours, our criterion) holding the same weights."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from transformers import DetrConfig, DetrForObjectDetection
+
+    from detr_ft.config import config_dir
+    from detr_ft.model.checkpoints import load_weights
+
+    torch.manual_seed(0)
+    # auxiliary_loss: the paper's recipe, as detr_ft trains; both models then compute the same loss terms.
+    peer_config = DetrConfig(
+        use_timm_backbone=True,
+        backbone="resnet50",
+        use_pretrained_backbone=False,
+        num_labels=NUM_CLASSES,
+        auxiliary_loss=True,
+    )
+    peer = DetrForObjectDetection(peer_config)
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=["model=detr_r50", "model.backbone.weights=null"])
+    ours = instantiate(cfg.model, num_classes=NUM_CLASSES)
+    criterion = instantiate(cfg.criterion, num_classes=NUM_CLASSES)
+    with tempfile.TemporaryDirectory() as folder:
+        peer.save_pretrained(folder)
+        load_weights(ours, Path(folder) / "model.safetensors")
+    return peer.to(device), ours.to(device), criterion.to(device)
+
+
+def make_batch(batch: int, size: int, device: torch.device):
+    """Images [B, 3, S, S] with the later ones padded on the right and bottom (as a real batch of
+    different sizes), our mask (True = padding) and targets in both formats."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, size, size, generator=generator)
+    mask = torch.zeros(batch, size, size, dtype=torch.bool)
+    for index in range(1, batch):
+        mask[index, size - size // 8 * index :, :] = True
+        mask[index, :, size - size // 16 * index :] = True
+    images[mask[:, None].expand_as(images)] = 0
+    ours, peer = [], []
+    for _ in range(batch):
+        labels = torch.randint(0, NUM_CLASSES, (4,), generator=generator)
+        centres = torch.rand(4, 2, generator=generator) * 0.5 + 0.25
+        boxes = torch.cat([centres, torch.rand(4, 2, generator=generator) * 0.3 + 0.1], dim=1)
+        ours.append({"labels": labels.to(device), "boxes": boxes.to(device)})
+        peer.append({"class_labels": labels.to(device), "boxes": boxes.to(device)})
+    return images.to(device), mask.to(device), ours, peer
+
+
+def check_agreement(peer, ours, images, mask) -> float:
+    """Largest difference between the two models' eval outputs (last decoder layer: the peer runs its heads
+    only there), in fp32. Raises if they disagree: then the timings would compare different computations."""
+    peer.eval()
+    ours.eval()
+    with torch.inference_mode():
+        theirs = peer(pixel_values=images, pixel_mask=(~mask).long())
+        mine = ours(images, mask)
+    difference = max(
+        (theirs.logits - mine["pred_logits"]).abs().max().item(),
+        (theirs.pred_boxes - mine["pred_boxes"]).abs().max().item(),
+    )
+    if difference > 1e-3:
+        raise SystemExit(f"detr_ft and the peer disagree on the same weights (max |difference| {difference:.2e})")
+    return difference
+
+
+def set_backbone_training(peer, ours, trains: bool) -> None:
+    """Frozen: no backbone parameter trains in either model. Full: layer2-4 train in both (the paper's,
+    and the peer's default: it never trains the stem or layer1)."""
+    for name, parameter in peer.model.backbone.named_parameters():
+        parameter.requires_grad_(trains and any(f"layer{i}" in name for i in (2, 3, 4)))
+    if trains:
+        ours.unfreeze_backbone()
+    else:
+        ours.freeze_backbone()
+
+
+def our_optimizer(ours, criterion) -> torch.optim.Optimizer:
+    from detr_ft.training.lr_schedule import LearningRateSchedule
+    from detr_ft.training.module import DetrModule
+
+    module = DetrModule(ours, criterion, 1e-4, 1e-5, 1e-4, LearningRateSchedule())
+    return module.configure_optimizers()
+
+
+def peer_optimizer(peer) -> torch.optim.Optimizer:
+    backbone = [p for n, p in peer.named_parameters() if "backbone" in n]
+    head = [p for n, p in peer.named_parameters() if "backbone" not in n]
+    return torch.optim.AdamW([{"params": head}, {"params": backbone, "lr": 1e-5}], lr=1e-4, weight_decay=1e-4)
+
+
+def timed(function, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    function()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def alternate(cases: dict, steps: int, warmup: int, device: torch.device) -> dict[str, float]:
+    """Run each case's function once per round, in turn; -> median seconds per case over the timed rounds."""
+    times = {name: [] for name in cases}
+    for round_index in range(warmup + steps):
+        for name, function in cases.items():
+            seconds = timed(function, device)
+            if round_index >= warmup:
+                times[name].append(seconds)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    peer, ours, criterion = build_models(device)
+    images, mask, our_targets, peer_targets = make_batch(args.batch, args.size, device)
+    difference = check_agreement(peer, ours, images, mask)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16" else nullcontext
+    pixel_mask = (~mask).long()
+
+    def peer_step(optimizer):
+        with autocast():
+            loss = peer(pixel_values=images, pixel_mask=pixel_mask, labels=peer_targets).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(peer.parameters(), CLIP)
+        optimizer.step()
+
+    def our_step(optimizer):
+        with autocast():
+            loss = criterion(ours(images, mask), our_targets)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ours.parameters(), CLIP)
+        optimizer.step()
+
+    results = {}
+    if args.profile:
+        set_backbone_training(peer, ours, True)
+        ours.train()
+        print_profile(functools.partial(our_step, our_optimizer(ours, criterion)), device, args.profile)
+    for strategy, trains in (("full", True), ("frozen", False)):
+        set_backbone_training(peer, ours, trains)
+        peer.train()
+        ours.train()
+        peer_opt, our_opt = peer_optimizer(peer), our_optimizer(ours, criterion)
+        times = alternate(
+            {"detr_ft": functools.partial(our_step, our_opt), "peer": functools.partial(peer_step, peer_opt)},
+            args.steps,
+            args.warmup,
+            device,
+        )
+        results[f"train_step_{strategy}_s"] = times
+    peer.eval()
+    ours.eval()
+
+    def infer(function):
+        with torch.inference_mode(), autocast():
+            function()
+
+    times = alternate(
+        {
+            "detr_ft": lambda: infer(lambda: ours(images, mask)),
+            "peer": lambda: infer(lambda: peer(pixel_values=images, pixel_mask=pixel_mask)),
+        },
+        args.steps,
+        args.warmup,
+        device,
+    )
+    results["inference_images_per_s"] = {name: args.batch / seconds for name, seconds in times.items()}
+    return {
+        "setup": {
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(),
+            "precision": args.precision,
+            "batch": args.batch,
+            "image_size": args.size,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+        },
+        "max_output_difference": difference,
+        "results": {
+            name: {**figures, "ratio_detr_ft_to_peer": figures["detr_ft"] / figures["peer"]}
+            for name, figures in results.items()
+        },
+    }
+
+
+def print_profile(step, device: torch.device, top: int) -> None:
+    """Where one training step's time goes: the ops with the most self time (after one warm-up step)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        step()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(profiler.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=40), flush=True)
+
+
+def print_table(report: dict) -> None:
+    setup = report["setup"]
+    print(
+        f"R50 DETR, batch {setup['batch']}, {setup['image_size']} px, {setup['precision']} on {setup['device_name']} "
+        f"({setup['threads']} threads), median of {setup['steps']}; eval outputs agree within "
+        f"{report['max_output_difference']:.1e}"
+    )
+    print(f"{'measure':28} {'detr_ft':>10} {'peer (HF)':>10} {'detr_ft/peer':>13}")
+    for name, figures in report["results"].items():
+        print(f"{name:28} {figures['detr_ft']:10.3f} {figures['peer']:10.3f} {figures['ratio_detr_ft_to_peer']:13.2f}")
+
+
+def main(argv: list[str] = ()) -> None:
+    args = parse_args(list(argv))
+    report = run(args)
+    print_table(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"figures written to {args.out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

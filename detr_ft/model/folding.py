@@ -1,0 +1,89 @@
+"""Frozen BatchNorm folded into the convolution before it, for every convolution that is not training.
+
+A frozen BatchNorm is an affine map per channel, y = x * scale + shift, so conv(x, W) followed by it equals
+conv(x, W * scale) + shift: one pass over the activations instead of three. Whether a convolution folds is
+decided at every call: it does when it is not training (its weight needs no gradient, or autograd is off, as
+in validation). The parameters themselves never change (checkpoints keep the usual conv/bn keys, and a stage
+that unfreezes trains its real weights); the folded copy is cached and re-derived whenever its sources change
+(a weight loaded or stepped, a move to another device).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+
+class FoldableFrozenBatchNorm2d(FrozenBatchNorm2d):
+    """FrozenBatchNorm2d that lets its input through when the convolution before it already applied it."""
+
+    conv: "FoldingConv2d | None" = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv is not None and self.conv.folds_now():
+            return x
+        return super().forward(x)
+
+
+class FoldingConv2d(nn.Conv2d):
+    """A bias-free convolution followed by a FoldableFrozenBatchNorm2d (`norm`, not a submodule: it stays
+    where it is in the module tree, under its own state-dict keys)."""
+
+    def folds_now(self) -> bool:
+        return not (torch.is_grad_enabled() and self.weight.requires_grad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.folds_now():
+            return super().forward(x)
+        weight, bias = self._folded()
+        return F.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), self.stride, self.padding, self.dilation, self.groups)
+
+    def _folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        norm = self.__dict__["norm"]
+        sources = (self.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var)
+        key = tuple((t.data_ptr(), t._version, t.dtype) for t in sources)
+        if self.__dict__.get("_folded_key") != key:
+            # Plain tensors even inside inference_mode: a later training forward may use them (a frozen stage
+            # after a trained one still passes gradients through to its input).
+            with torch.inference_mode(False), torch.no_grad():
+                scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+                weight = self.weight * scale[:, None, None, None]
+                bias = norm.bias - norm.running_mean * scale
+            self.__dict__["_folded_cache"] = (weight, bias)
+            self.__dict__["_folded_key"] = key
+        return self.__dict__["_folded_cache"]
+
+
+def make_norms_foldable(resnet: nn.Module) -> None:
+    """Pair every convolution of a torchvision ResNet built with FoldableFrozenBatchNorm2d with the norm after
+    it; the convolution module is replaced by a FoldingConv2d holding the same weight Parameter."""
+    pairs = [(resnet, "conv1", resnet.bn1)]
+    for module in resnet.modules():
+        if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[1], FrozenBatchNorm2d):
+            pairs.append((module, "0", module[1]))  # a downsample shortcut: conv, norm
+        for index in (1, 2, 3):
+            norm = getattr(module, f"bn{index}", None)
+            if module is not resnet and norm is not None:
+                pairs.append((module, f"conv{index}", norm))
+    for parent, name, norm in pairs:
+        conv = getattr(parent, name)
+        if not isinstance(norm, FoldableFrozenBatchNorm2d) or conv.bias is not None:
+            raise TypeError(
+                f"cannot fold {type(norm).__name__} into {name}: needs a bias-free conv and a foldable norm"
+            )
+        folding = FoldingConv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            bias=False,
+            device="meta",  # no initialisation: the weight is the existing one
+        )
+        folding.weight = conv.weight
+        # Plain attributes, not submodules: each module keeps its one place (and key) in the tree.
+        folding.__dict__["norm"] = norm
+        norm.__dict__["conv"] = folding
+        setattr(parent, name, folding)
