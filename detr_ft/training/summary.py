@@ -24,6 +24,7 @@ class RunSummary:
     tracking_uri: str | None = None
     class_head: str | None = None  # "loaded" | "re-initialised" when weights came from train.checkpoint_path
     commands: dict[str, str] = field(default_factory=dict)  # what to type next: fine-tune from it, resume it
+    tracking_note: str | None = None  # set when MLflow missed part of the run (server gone mid-run)
 
     @classmethod
     def from_trainer(cls, trainer: pl.Trainer, logger=None, tracking_uri: str | None = None) -> "RunSummary":
@@ -89,6 +90,8 @@ def print_summary(summary: RunSummary) -> None:
         rows.append(("class head", summary.class_head))
     if summary.mlflow_run_id:
         rows.append(("MLflow run id", summary.mlflow_run_id))
+        if summary.tracking_note:
+            rows.append(("MLflow record", summary.tracking_note))
         if summary.tracking_uri.startswith("http"):
             rows.append(("open MLflow UI", summary.tracking_uri))
         else:
