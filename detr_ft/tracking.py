@@ -63,17 +63,18 @@ def run_name_from_overrides(overrides: list[str], default: str, keys: set[str] |
     """`train.learning_rate=2e-4 finetune_strategy=frozen` -> `lr=2e-4, strategy=frozen`: the experiment's
     overrides (only `keys` when given: what a sweep varies), the usual swept keys first, at most NAME_LIMIT
     characters. Where things are stored (paths, logger, hydra) says nothing about the experiment."""
-    pairs = []
+    pairs = {}  # the last value of a key given twice wins, as in Hydra
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
         if keys is not None and key not in keys:
             continue
         if key.startswith(("hydra.", "logger")) or key.endswith(_PATH_KEYS):
             continue
-        pairs.append((key, _SHORT_KEYS.get(key, key if key in _GROUPS else key.rsplit(".", 1)[-1]), value))
+        pairs[key] = value
     order = list(_SHORT_KEYS) + list(_GROUPS)
-    pairs.sort(key=lambda pair: order.index(pair[0]) if pair[0] in order else len(order))
-    name = ", ".join(f"{short}={_short_value(value)}" for _, short, value in pairs)
+    keys_in_order = sorted(pairs, key=lambda key: order.index(key) if key in order else len(order))
+    short = {key: _SHORT_KEYS.get(key, key if key in _GROUPS else key.rsplit(".", 1)[-1]) for key in pairs}
+    name = ", ".join(f"{short[key]}={_short_value(pairs[key])}" for key in keys_in_order)
     if len(name) > NAME_LIMIT:
         name = name[: NAME_LIMIT - 1].rsplit(", ", 1)[0] + ", …"
     return name or default
