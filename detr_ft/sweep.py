@@ -143,6 +143,16 @@ def job_identity(cfg: DictConfig) -> tuple[str, dict[str, str]]:
     return name, tags | {tracking.PARENT_TAG: record["run_id"]}
 
 
+def after_resumed_job(logger) -> None:
+    """A sweep's job resumed on its own (not in a multirun) updates its sweep's parent run when it ends."""
+    if logger is None or getattr(logger, "lost", None) or sweep_record() is not None:
+        return  # no MLflow, MLflow gone, or a multirun's job (on_job_end updates the parent)
+    tags = logger.experiment.get_run(logger.run_id).data.tags
+    record = read_record(Path(tags["sweep"])) if "sweep" in tags else None
+    if record is not None and record["run_id"] == tags.get(tracking.PARENT_TAG):
+        update_parent(record)
+
+
 @contextmanager
 def _locked(sweep_dir: Path):
     """One job at a time updates the parent, so the last one to finish writes the complete table."""

@@ -123,6 +123,8 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
         uploads.append(Path(summary.best_checkpoint))
     tracking.log_run_end(logger, summary.tags(), uploads)
+    if cfg.train.resume_from:
+        sweep.after_resumed_job(logger)
     print_summary(summary)
     return summary
 

@@ -59,6 +59,24 @@ def test_a_4_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_4_finish
     table = (tmp_path / "multirun/comparison/runs.txt").read_text()
     assert all(name in table for name in names)
 
+    # Resuming a job on its own continues its run, still nested in the sweep, whose parent sees the new epoch.
+    job = next(r for r in runs if r.data.tags["run_dir"].endswith("multirun/0"))
+    table_written = (tmp_path / "multirun/comparison/runs.txt").stat().st_mtime_ns
+    again, _ = run_app_with_mlflow(
+        tmp_path,
+        f"train.learning_rate={job.data.params['train/learning_rate']}",
+        f"finetune_strategy={job.data.tags['strategy_preset']}",
+        "train.epochs=2",
+        f"train.resume_from={tmp_path}/multirun/0",
+        f"hydra.run.dir={tmp_path}/resumed",
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    continued = client.get_run(job.info.run_id)
+    assert continued.info.status == "FINISHED" and continued.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert len(client.get_metric_history(job.info.run_id, "val/mAP")) == 2
+    assert len(_sweep_runs(tracking_uri)[1]) == 4
+    assert (tmp_path / "multirun/comparison/runs.txt").stat().st_mtime_ns > table_written
+
     # The command line takes the parent run's id, and spells the store as the main app does (logger.*).
     shown = run_cli(
         [
