@@ -1,5 +1,5 @@
 """A multirun is one thing in MLflow: a parent run (named after the experiment and the sweep's start time) whose
-jobs are nested child runs, each named by what it varies (`lr=2e-4, strategy=frozen`). The parent holds the
+jobs are nested child runs, each named by what it varies (`lr=2e-4, frozen`). The parent holds the
 sweep's comparison table and plot and the best job's id, metric and checkpoint, updated as each job ends, so it
 is right even when the sweep is interrupted.
 
@@ -57,9 +57,8 @@ class MlflowSweep(Callback):
         experiment_id = tracking_store.prepare_store(uri, experiment)  # once, before the jobs race to it
         sweep_dir = Path(str(config.hydra.sweep.dir))
         keys = swept_keys(config)
-        started = time.strftime("%Y-%m-%d %H:%M:%S")
-        title = config.hydra.runtime.choices.get("experiment") or "sweep"
-        name = f"{title} {started}" + (f" ({', '.join(k.rsplit('.', 1)[-1] for k in keys)})" if keys else "")
+        # Short, as the runs table cuts names at about 20 characters; what it sweeps is in the tag `swept`.
+        name = f"{config.hydra.runtime.choices.get('experiment') or 'sweep'} {time.strftime('%m-%d %H:%M')}"
         client = MlflowClient(uri)
         parent = tracking_store.retry_when_locked(
             lambda: client.create_run(

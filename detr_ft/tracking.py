@@ -42,7 +42,7 @@ _SHORT_KEYS = {
 }
 _PATH_KEYS = ("dir", "path", "uri", "root", "images", "annotations", "resume_from")
 _GROUPS = ("model", "data", "trainer")
-NAME_LIMIT = 60  # what the MLflow runs table shows without cutting
+NAME_LIMIT = 40  # short: the MLflow runs table shows about 20 characters before cutting
 
 
 def _short_value(value: str) -> str:
@@ -59,8 +59,15 @@ def _short_value(value: str) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
+def _describe(key: str, value: str) -> str:
+    """A config group's choice speaks for itself (`frozen`, `detr_tiny`); a value gets its short key."""
+    if key in _GROUPS or key in ("finetune_strategy", "experiment"):
+        return value
+    return f"{_SHORT_KEYS.get(key, key.rsplit('.', 1)[-1])}={_short_value(value)}"
+
+
 def run_name_from_overrides(overrides: list[str], default: str, keys: set[str] | None = None) -> str:
-    """`train.learning_rate=2e-4 finetune_strategy=frozen` -> `lr=2e-4, strategy=frozen`: the experiment's
+    """`train.learning_rate=2e-4 finetune_strategy=frozen` -> `lr=2e-4, frozen`: the experiment's
     overrides (only `keys` when given: what a sweep varies), the usual swept keys first, at most NAME_LIMIT
     characters. Where things are stored (paths, logger, hydra) says nothing about the experiment."""
     pairs = {}  # the last value of a key given twice wins, as in Hydra
@@ -73,8 +80,7 @@ def run_name_from_overrides(overrides: list[str], default: str, keys: set[str] |
         pairs[key] = value
     order = list(_SHORT_KEYS) + list(_GROUPS)
     keys_in_order = sorted(pairs, key=lambda key: order.index(key) if key in order else len(order))
-    short = {key: _SHORT_KEYS.get(key, key if key in _GROUPS else key.rsplit(".", 1)[-1]) for key in pairs}
-    name = ", ".join(f"{short[key]}={_short_value(pairs[key])}" for key in keys_in_order)
+    name = ", ".join(_describe(key, pairs[key]) for key in keys_in_order)
     if len(name) > NAME_LIMIT:
         name = name[: NAME_LIMIT - 1].rsplit(", ", 1)[0] + ", …"
     return name or default
