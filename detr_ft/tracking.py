@@ -3,7 +3,8 @@
 Conventions (read by detr_ft.compare too): one run per Hydra job; params are the flattened resolved config
 (`train/learning_rate`, `module/backbone_learning_rate`); tags `strategy` (what ran), `strategy_preset`,
 `schedule`, `dataset`, `model`, `sweep`, `git_commit`, `monitor`, `best_checkpoint`, `best_epoch`; failed
-runs are FAILED with `status_error`.
+runs are FAILED with `status_error`. A sweep's jobs are children (`mlflow.parentRunId`) of a parent run tagged
+`detr_ft.kind=sweep` (detr_ft/sweep.py); the store itself is made ready in detr_ft/tracking_store.py.
 """
 
 import csv
@@ -164,6 +165,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self.lost: str | None = None  # why MLflow stopped receiving, once it did
         self.not_logged: dict[str, int] = {}  # client calls skipped since then, by name
         self._resuming = kwargs.get("run_id") is not None
+        self._last_step = 0
 
     @property
     @rank_zero_experiment
@@ -194,8 +196,6 @@ class ResilientMLFlowLogger(MLFlowLogger):
             self.lost,
             f" (every metric stays in {self.metrics_file})" if self.metrics_file else "",
         )
-
-    _last_step = 0
 
     @rank_zero_only
     def log_metrics(self, metrics, step=None) -> None:
