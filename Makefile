@@ -36,7 +36,7 @@ bench: install ## speed and memory benchmarks (prints figures)
 	$(PY) -m benchmarks $(ARGS)
 
 ui: install ## start the MLflow UI on the default store (sqlite:///mlflow.db)
-	@echo "MLflow UI: http://127.0.0.1:5000  (Ctrl-C to stop)"
+	@echo "MLflow UI: http://127.0.0.1:5000  (Ctrl-C to stop; pick 'Model training' at the top left for the runs)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 sweep: install ## a small CPU sweep (3 strategies) on synthetic data, then the comparison table

@@ -3,8 +3,9 @@
 (a Hydra app over conf/compare.yaml: `--help` lists the keys, `--cfg job` prints them)
 
 A table of runs sorted by their best value of `metric` (best first) and a PNG of the metric per
-epoch, written to `output` (default `comparisons/<sweep or experiment>`) and logged to MLflow in a run
-tagged as a comparison. With no selection: the newest sweep of the experiment, else the experiment.
+epoch, written to `output` (default `comparisons/<sweep or experiment>`) and logged to MLflow: to the
+sweep's parent run when the runs are one sweep's jobs, else to a run tagged as a comparison. With no
+selection: the newest sweep of the experiment, else the experiment. `sweep=` also takes the parent run's id.
 """
 
 import sys
@@ -15,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from detr_ft.command_line import hydra_app
-from detr_ft.tracking import COMPARISON_TAG, find_runs, newest_sweep
+from detr_ft.tracking import COMPARISON_TAG, PARENT_TAG, find_runs, newest_sweep
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -27,7 +28,9 @@ def _backbone_lr(params: dict) -> str:
 
 
 def _row(client: MlflowClient, run, metric: str) -> dict:
-    history = client.get_metric_history(run.info.run_id, metric)
+    # A resumed run logs again the steps after its last checkpoint: the newest value of each step counts.
+    logged = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.timestamp)
+    history = list({m.step: m for m in logged}.values())
     best = max(history, key=lambda m: m.value) if history else None
     epochs = {m.step: int(m.value) for m in client.get_metric_history(run.info.run_id, "epoch")}
     end = run.info.end_time or run.info.start_time
@@ -47,6 +50,29 @@ def _row(client: MlflowClient, run, metric: str) -> dict:
     }
 
 
+def collect_rows(client: MlflowClient, runs: list, metric: str = "val/mAP") -> list[dict]:
+    """One row per run, sorted by the run's best value of `metric` (best first; runs without it last)."""
+    rows = [_row(client, run, metric) for run in runs]
+    return sorted(rows, key=lambda r: (r["best"] is None, -(r["best"] or 0)))
+
+
+def plot_curves(rows: list[dict], metric: str, title: str, path: Path) -> Path:
+    """The metric per validation epoch of every run, one line each, as a PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        if row["curve"]:
+            axes.plot(range(len(row["curve"])), row["curve"], marker="o", label=row["name"])
+    axes.set_xlabel("validation epoch")
+    axes.set_ylabel(metric)
+    axes.set_title(f"{metric}: {title}")
+    if any(row["curve"] for row in rows):
+        axes.legend(fontsize="small")
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
 def compare(
     sweep: str | None = None,
     experiment: str = "detr_ft",
@@ -55,7 +81,8 @@ def compare(
     tracking_uri: str = "sqlite:///mlflow.db",
     output: str | None = None,
 ):
-    """-> (rows sorted best first, path of the plot)."""
+    """-> (rows sorted best first, path of the plot). `sweep` is a sweep folder or its parent run's id; a parent
+    run's id in `runs` stands for its jobs."""
     client = MlflowClient(tracking_uri)
     if not sweep and not runs:
         sweep = newest_sweep(tracking_uri, experiment)
@@ -64,21 +91,14 @@ def compare(
         raise ValueError(
             f"no runs found (sweep={sweep}, logger.experiment_name={experiment}, runs={runs}) in {tracking_uri}"
         )
-    rows = sorted((_row(client, run, metric) for run in selected), key=lambda r: (r["best"] is None, -(r["best"] or 0)))
+    rows = collect_rows(client, selected, metric)
     label = (sweep or experiment).strip("/").replace("/", "_")
     folder = Path(output or Path("comparisons") / label)
-    folder.mkdir(parents=True, exist_ok=True)
-    plot = folder / f"{metric.replace('/', '_')}.png"
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for row in rows:
-        if row["curve"]:
-            axes.plot(range(len(row["curve"])), row["curve"], marker="o", label=row["name"])
-    axes.set_xlabel("validation epoch")
-    axes.set_ylabel(metric)
-    axes.set_title(f"{metric}: {sweep or experiment}")
-    axes.legend(fontsize="small")
-    figure.savefig(plot, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    plot = plot_curves(rows, metric, sweep or experiment, folder / f"{metric.replace('/', '_')}.png")
+    parents = {run.data.tags.get(PARENT_TAG) for run in selected}
+    if len(parents) == 1 and None not in parents:  # one sweep's jobs: its parent run holds the comparison
+        client.log_artifact(parents.pop(), str(plot), artifact_path="comparison")
+        return rows, plot
     experiment_id = selected[0].info.experiment_id
     summary = client.create_run(
         experiment_id,

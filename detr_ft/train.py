@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft import tracking
+from detr_ft import sweep, tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config import check_train_values, check_trainer_keys
 from detr_ft.training import checkpoints
@@ -24,23 +24,14 @@ from detr_ft.training.summary import RunSummary, next_commands, print_summary
 log = logging.getLogger(__name__)
 
 
-def _run_name_and_sweep(cfg: DictConfig) -> tuple[str, str | None]:
-    """The run's name (from its command-line overrides) and its sweep's folder when Hydra runs a multirun."""
-    if not HydraConfig.initialized():
-        return cfg.finetune_strategy.name, None
-    hydra_cfg = HydraConfig.get()
-    multirun = hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN"
-    name = tracking.run_name_from_overrides(list(hydra_cfg.overrides.task), default=cfg.finetune_strategy.name)
-    return name, str(hydra_cfg.sweep.dir) if multirun else None
-
-
 def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSummary:
     """Train as `cfg` says and return the summary; `callbacks` are added to the Trainer's (tests use them).
 
     The MLflow run exists from the start, so a job that fails (bad value, bad checkpoint, a crash in
-    training) is recorded FAILED with its error and a sweep's other jobs go on.
+    training) is recorded FAILED with its error and a sweep's other jobs go on. A resumed run logs into the
+    MLflow run its checkpoint records; a sweep's job is a child of the sweep's parent run.
     """
-    run_name, sweep = _run_name_and_sweep(cfg)
+    run_name, sweep_tags = sweep.job_identity(cfg)
     tags = {
         "strategy_preset": cfg.finetune_strategy.name,
         "dataset": str(cfg.data.get("name", "unknown")),
@@ -49,14 +40,40 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         "monitor": cfg.train.monitor,
         "eval_weights": "raw" if cfg.train.ema_decay is None else "ema",  # the weights val/* metrics come from
         "run_dir": str(cfg.run_dir),
-        **({"sweep": sweep} if sweep else {}),
+        **sweep_tags,
     }
-    logger = instantiate(cfg.logger, run_name=cfg.logger.run_name or run_name, tags=tags)
+    logger = instantiate(
+        cfg.logger,
+        run_name=cfg.logger.run_name or run_name,
+        tags=tags,
+        metrics_file=str(Path(cfg.run_dir) / "metrics.csv"),
+        resume_run_id=_run_to_continue(cfg),
+    )
     try:
         return _fit(cfg, logger, callbacks or [])
     except Exception as error:
         tracking.mark_failed(logger, error)
         raise
+
+
+def _run_to_continue(cfg: DictConfig) -> str | None:
+    """The MLflow run that `train.resume_from`'s checkpoint recorded, when it lives in the configured store."""
+    if not cfg.train.resume_from:
+        return None
+    try:
+        recorded = checkpoints.read(checkpoints.in_run_folder(cfg.train.resume_from, "last")).mlflow_run
+    except Exception:
+        return None  # a bad path fails in _starting_points, recorded as a FAILED run
+    if recorded and recorded["tracking_uri"] == cfg.logger.tracking_uri:
+        return recorded["run_id"]
+    if recorded:
+        log.warning(
+            "train.resume_from's MLflow run %s is in %s, not in logger.tracking_uri=%s: logging to a new run",
+            recorded["run_id"],
+            recorded["tracking_uri"],
+            cfg.logger.tracking_uri,
+        )
+    return None
 
 
 def _starting_points(cfg: DictConfig) -> tuple[Path | None, Path | None]:
@@ -98,11 +115,12 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     callbacks = [instantiate(node) for node in cfg.callbacks.values() if node is not None]
     callbacks += [feature_cache] if feature_cache is not None else []
     resolved = OmegaConf.to_yaml(cfg, resolve=True)  # stored in every checkpoint and beside them
-    callbacks += [checkpoints.RunMetadata(resolved), *extra_callbacks]
+    callbacks += [checkpoints.RunMetadata(resolved, tracking.run_reference(logger)), *extra_callbacks]
     trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
 
     summary = RunSummary.from_trainer(trainer, logger, cfg.logger.tracking_uri)
+    summary.tracking_note = logger.status_note() if logger is not None else None
     summary.class_head = tags.get("class_head")
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     summary.commands = next_commands(str(run_dir.resolve()), overrides)
@@ -111,6 +129,8 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
         uploads.append(Path(summary.best_checkpoint))
     tracking.log_run_end(logger, summary.tags(), uploads)
+    if cfg.train.resume_from:
+        sweep.after_resumed_job(logger)
     print_summary(summary)
     return summary
 

@@ -57,6 +57,11 @@ class Checkpoint:
         """Which weights `model_state` holds: "ema" (the run's moving average) or "raw" (the trained ones)."""
         return self.metadata.get("weights", "raw")
 
+    @property
+    def mlflow_run(self) -> dict | None:
+        """{run_id, tracking_uri} of the MLflow run that wrote it (None without MLflow or in older files)."""
+        return self.metadata.get("mlflow_run")
+
 
 def read(path: str | Path) -> Checkpoint:
     """Read any supported weights file once: a detr_ft `.ckpt` (training or exported), an official DETR `.pth`
@@ -139,15 +144,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RunMetadata(pl.Callback):
-    """Adds the resolved config (YAML text) and the category map to every checkpoint the run writes."""
+    """Adds the resolved config (YAML text), the category map and the MLflow run ({run_id, tracking_uri}: what
+    a resume logs into) to every checkpoint the run writes."""
 
-    def __init__(self, config_yaml: str):
+    def __init__(self, config_yaml: str, mlflow_run: dict[str, str] | None = None):
         self.config_yaml = config_yaml
+        self.mlflow_run = mlflow_run
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint[METADATA] = {
             "config": self.config_yaml,
             "category_map": trainer.datamodule.category_map.to_dict(),
+            **({"mlflow_run": dict(self.mlflow_run)} if self.mlflow_run else {}),
         }
 
 

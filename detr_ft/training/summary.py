@@ -32,6 +32,7 @@ class RunSummary:
     eval_weights: str = "raw"  # the weights val/* metrics came from: "ema" (train.ema_decay) or "raw"
     per_class: list[dict] = field(default_factory=list)  # per-class AP rows of the evaluation's best epoch
     per_class_epoch: int | None = None
+    tracking_note: str | None = None  # set when MLflow missed part of the run (server gone mid-run)
 
     @classmethod
     def from_trainer(cls, trainer: pl.Trainer, logger=None, tracking_uri: str | None = None) -> "RunSummary":
@@ -107,6 +108,8 @@ def print_summary(summary: RunSummary) -> None:
         rows.append(("class head", summary.class_head))
     if summary.mlflow_run_id:
         rows.append(("MLflow run id", summary.mlflow_run_id))
+        if summary.tracking_note:
+            rows.append(("MLflow record", summary.tracking_note))
         if summary.tracking_uri.startswith("http"):
             rows.append(("open MLflow UI", summary.tracking_uri))
         else:

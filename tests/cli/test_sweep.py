@@ -11,11 +11,23 @@ from detr_ft.config import config_dir
 from tests.conftest import run_app_with_mlflow, run_cli
 
 
+def _sweep_runs(tracking_uri: str) -> tuple[list, list]:
+    """-> (parent runs, job runs) of the store's detr_ft experiment."""
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("detr_ft")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    parents = [r for r in runs if r.data.tags.get("detr_ft.kind") == "sweep"]
+    return parents, [r for r in runs if r not in parents]
+
+
 @pytest.mark.slow
-def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp_path):
+def test_a_4_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_4_finished_jobs(tmp_path):
+    # joblib runs the 4 jobs in 4 processes at once on a store that does not exist yet (the race of issue 11).
     result, tracking_uri = run_app_with_mlflow(
         tmp_path,
         f"hydra.sweep.dir={tmp_path}/multirun",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
         "train.learning_rate=1e-4,5e-4",
         "finetune_strategy=frozen,full",
         multirun=True,
@@ -23,28 +35,54 @@ def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("detr_ft")
-    runs = client.search_runs([experiment.experiment_id])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (parent,), runs = _sweep_runs(tracking_uri)
     assert len(runs) == 4
-    assert {r.info.status for r in runs} == {"FINISHED"}
-    assert len({r.data.tags["sweep"] for r in runs}) == 1
+    assert {r.info.status for r in runs} == {"FINISHED"} and parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
+    assert len({r.data.tags["sweep"] for r in runs} | {parent.data.tags["sweep"]}) == 1
     combos = {(r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
     assert combos == {("0.0001", "frozen"), ("0.0001", "full"), ("0.0005", "frozen"), ("0.0005", "full")}
     names = {r.info.run_name: (r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
-    assert len(names) == 4, "every job of the sweep needs its own name"
-    for name, (lr, strategy) in names.items():  # each name says what its job swept
-        assert f"lr{float(lr):g}" in name and strategy in name, (name, lr, strategy)
+    assert set(names) == {f"lr={lr}, {s}" for lr in ("1e-4", "5e-4") for s in ("frozen", "full")}
 
-    rows, plot = compare(sweep=runs[0].data.tags["sweep"], tracking_uri=tracking_uri, output=str(tmp_path / "cmp"))
+    # The parent holds the comparison and the best job, as compare ranks them.
+    rows, plot = compare(sweep=parent.info.run_id, tracking_uri=tracking_uri, output=str(tmp_path / "cmp"))
     values = [row["best"] for row in rows if row.get("best") is not None]
     assert len(rows) == 4 and values == sorted(values, reverse=True)
     assert plot.is_file()
+    assert parent.data.tags["best_run_id"] == rows[0]["run_id"]
+    assert parent.data.tags["best_checkpoint"] == rows[0]["checkpoint"]
+    assert parent.data.tags["jobs"] == "4 ended of 4 started"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert artifacts == {"comparison/runs.txt", "comparison/val_mAP.png"}
+    table = (tmp_path / "multirun/comparison/runs.txt").read_text()
+    assert all(name in table for name in names)
 
-    # The command line spells the store as the main app does (logger.*).
+    # Resuming a job on its own continues its run, still nested in the sweep, whose parent sees the new epoch.
+    job = next(r for r in runs if r.data.tags["run_dir"].endswith("multirun/0"))
+    table_written = (tmp_path / "multirun/comparison/runs.txt").stat().st_mtime_ns
+    again, _ = run_app_with_mlflow(
+        tmp_path,
+        f"train.learning_rate={job.data.params['train/learning_rate']}",
+        f"finetune_strategy={job.data.tags['strategy_preset']}",
+        "train.epochs=2",
+        f"train.resume_from={tmp_path}/multirun/0",
+        f"hydra.run.dir={tmp_path}/resumed",
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    continued = client.get_run(job.info.run_id)
+    assert continued.info.status == "FINISHED" and continued.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert len(client.get_metric_history(job.info.run_id, "val/mAP")) == 2
+    assert len(_sweep_runs(tracking_uri)[1]) == 4
+    assert (tmp_path / "multirun/comparison/runs.txt").stat().st_mtime_ns > table_written
+
+    # The command line takes the parent run's id, and spells the store as the main app does (logger.*).
     shown = run_cli(
         [
             "-m",
             "detr_ft.compare",
-            f"sweep='{runs[0].data.tags['sweep']}'",
+            f"runs=[{parent.info.run_id}]",
             f"logger.tracking_uri={tracking_uri}",
             "logger.experiment_name=detr_ft",
             f"output={tmp_path / 'cmp_cli'}",
@@ -54,7 +92,7 @@ def test_a_2x2_multirun_leaves_four_runs_of_one_sweep_and_compare_ranks_them(tmp
     )
     assert shown.returncode == 0, shown.stderr[-3000:]
     table = shown.stdout.splitlines()
-    assert [line.split()[0] for line in table[2:6]] == [row["name"][:28] for row in rows]  # best first
+    assert [line[:28].strip() for line in table[2:6]] == [row["name"][:28] for row in rows]  # best first
     assert (tmp_path / "cmp_cli" / "val_mAP.png").is_file()
 
 
@@ -68,12 +106,13 @@ def test_a_failed_job_is_marked_failed_and_the_sweep_goes_on(tmp_path):
         "train.precision=32,nonsense",
         multirun=True,
     )
-    client = mlflow.tracking.MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name("detr_ft")
-    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    parents, runs = _sweep_runs(tracking_uri)
     by_status = {r.info.status: r for r in runs}
     assert sorted(by_status) == ["FAILED", "FINISHED"], result.stderr[-3000:]
     assert "nonsense" in by_status["FAILED"].data.tags["status_error"]
+    (parent,) = parents  # Hydra stops on the failed job: the sweep's parent is FAILED, naming it
+    assert parent.info.status == "FAILED" and "precision=nonsense" in parent.data.tags["status_error"]
+    assert parent.data.tags["best_run_id"] == by_status["FINISHED"].info.run_id
 
 
 def test_optuna_sweeper_experiment_composes():

@@ -100,3 +100,19 @@ class EpochDetections(pl.Callback):
 
         evaluation = next(c for c in trainer.callbacks if isinstance(c, CocoEvaluation))
         self.per_epoch.append([dict(r) for r in evaluation.evaluator.results])
+
+
+class PauseAtEpoch(pl.Callback):
+    """Writes `marker` and sleeps at the start of `epoch` (after the previous epoch's last.ckpt), so a test can
+    kill the process at a known point."""
+
+    def __init__(self, epoch: int, marker: str):
+        self.epoch, self.marker = epoch, marker
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            import pathlib
+            import time
+
+            pathlib.Path(self.marker).write_text(str(trainer.global_step))
+            time.sleep(3600)
