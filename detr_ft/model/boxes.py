@@ -28,12 +28,14 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
     return intersection / union.clamp(min=1e-12), union
 
 
-def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def generalized_box_iou(a: torch.Tensor, b: torch.Tensor, validate: bool = True) -> torch.Tensor:
     """GIoU of every pair of xyxy boxes, a [N, 4] and b [M, 4] -> [N, M], in [-1, 1].
 
     Degenerate boxes (x1 < x0) would make GIoU meaningless, so they are an error rather than a NaN.
+    `validate=False` skips that check (and its host sync) for a caller that checks the result instead: NaN
+    boxes then give NaN, which the matcher reports as divergence.
     """
-    if not ((a[:, 2:] >= a[:, :2]).all() and (b[:, 2:] >= b[:, :2]).all()):
+    if validate and not ((a[:, 2:] >= a[:, :2]).all() and (b[:, 2:] >= b[:, :2]).all()):
         raise ValueError("generalized_box_iou needs boxes with x1 >= x0 and y1 >= y0")
     iou, union = pairwise_iou(a, b)
     enclosing = (torch.max(a[:, None, 2:], b[None, :, 2:]) - torch.min(a[:, None, :2], b[None, :, :2])).clamp(min=0)
