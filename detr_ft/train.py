@@ -95,8 +95,11 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     weights_path, resume_path = _starting_points(cfg)
 
-    datamodule = instantiate(cfg.data, batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers)
+    datamodule = instantiate(
+        cfg.data, batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers, sampling_seed=cfg.train.seed
+    )
     model = instantiate(cfg.model, num_classes=datamodule.num_classes)
+    checkpoints.check_run_folder(run_dir / "checkpoints", model)  # unwritable or full: say so before training
     criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
     tags = _describe_strategy(cfg, model)
     _report_object_counts(datamodule, model.num_queries)
@@ -124,6 +127,8 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     summary.class_head = tags.get("class_head")
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     summary.commands = next_commands(str(run_dir.resolve()), overrides)
+    if not trainer.is_global_zero:  # under DDP the first process writes, logs and prints for all
+        return summary
     (run_dir / "config.yaml").write_text(resolved)
     uploads = [run_dir / "config.yaml", run_dir / "val_detections_best.json"]
     if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.images import BadImageError, load_rgb
+from detr_ft.data.sampling import Draw
 from detr_ft.data.transforms import apply
 
 log = logging.getLogger(__name__)
@@ -115,11 +116,13 @@ class CocoDetection(Dataset):
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item: int | Draw):
+        """`item`: an index (augmentation from the global generators) or a `Draw` (index and its own seed)."""
+        index, seed = item if isinstance(item, Draw) else (item, None)
         for attempt in range(len(self)):
             image_id = self.image_ids[(index + attempt) % len(self)]
             try:
-                return self._load(image_id)
+                return self._load(image_id, seed)
             except BadImageError as error:
                 if not self.skip_bad_images:
                     raise BadImageError(f"{error} (set data.skip_bad_images=true to skip such files)") from None
@@ -127,7 +130,7 @@ class CocoDetection(Dataset):
                 log.warning("skipped bad image (%d so far in this worker): %s", self.skipped, error)
         raise BadImageError(f"every image in {self.images_dir} failed to load")
 
-    def _load(self, image_id: int):
+    def _load(self, image_id: int, seed: int | None = None):
         info = self.coco.imgs[image_id]
         image = load_rgb(self.images_dir / info["file_name"])
         annotations = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
@@ -135,7 +138,7 @@ class CocoDetection(Dataset):
         boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy pixels
         labels = torch.tensor([self.category_map.label_of(a["category_id"]) for a in annotations], dtype=torch.int64)
         orig_size = torch.tensor(image.shape[-2:], dtype=torch.int64)
-        image, boxes, labels = apply(self.transforms, image, boxes, labels)
+        image, boxes, labels = apply(self.transforms, image, boxes, labels, seed)
         target = {
             "boxes": boxes,
             "labels": labels,

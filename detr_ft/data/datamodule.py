@@ -14,6 +14,7 @@ from detr_ft.data.categories import CategoryMap
 from detr_ft.data.coco import CocoDetection, read_annotations
 from detr_ft.data.collate import collate
 from detr_ft.data.object_counts import ObjectCounts
+from detr_ft.data.sampling import EpochSampler
 from detr_ft.data.transforms import describe_eval_transforms, make_eval_transforms, make_train_transforms
 
 
@@ -57,12 +58,16 @@ class DetectionDataModule(pl.LightningDataModule):
         pin_memory: bool | None = None,
         name: str = "coco",
         root: str | None = None,  # only used by the config to derive the paths above
+        sampling_seed: int | None = None,
     ):
+        """`sampling_seed` (train.seed in a run): the training order and augmentation become a function of
+        (seed, epoch, image), so a resumed run replays an uninterrupted one; None draws from torch's global
+        generator as a plain shuffling DataLoader does."""
         super().__init__()
         self.paths = split_paths(
             train_images, train_annotations, val_images, val_annotations, test_images, test_annotations
         )
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.sampling_seed = batch_size, num_workers, sampling_seed
         self.label_mode, self.skip_bad_images, self.name = label_mode, skip_bad_images, name
         # train_augmentation=false: train images get the eval transform, the same pixels every epoch (what a
         # cache of backbone features needs).
@@ -137,11 +142,12 @@ class DetectionDataModule(pl.LightningDataModule):
     def val_dataset(self) -> CocoDetection:
         return self._dataset("val")
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, sampler=None) -> DataLoader:
         return DataLoader(
             self._dataset(split),
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle if sampler is None else None,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
             pin_memory=self.pin_memory,
@@ -150,7 +156,14 @@ class DetectionDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """Each rank's share of every epoch's seeded permutation (Lightning keeps a DistributedSampler as it is)."""
+        trainer = self.trainer
+        ranks, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = EpochSampler(self._dataset("train"), self.sampling_seed, num_replicas=ranks, rank=rank)
+        # Lightning creates a fit's first iterator (and workers prefetch from it) before its own set_epoch call;
+        # give the sampler now the epoch that call will give (epochs processed, restored when resuming).
+        sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
+        return self._loader("train", shuffle=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

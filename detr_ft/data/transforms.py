@@ -7,6 +7,7 @@ and `labels`) and returns (normalised float image, target), boxes clipped and de
 """
 
 import random
+from contextlib import contextmanager
 
 import torch
 from torchvision import tv_tensors
@@ -123,11 +124,31 @@ def describe_eval_transforms(scale: int, max_size: int) -> dict:
     }
 
 
-def apply(transforms, image: torch.Tensor, boxes_xyxy: torch.Tensor, labels: torch.Tensor):
-    """Run `transforms` on a uint8 image and its pixel xyxy boxes -> (image, boxes cxcywh in [0, 1], labels)."""
+@contextmanager
+def seeded_randomness(seed: int | None):
+    """Inside, torch's and Python's global generators start from `seed` (the v2 flip and choice draw from
+    torch's, the scale and crop from Python's); both are restored after, so a draw depends on its seed alone,
+    never on what ran before it in this process. `None`: the global generators as they are."""
+    if seed is None:
+        yield
+        return
+    python_state = random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+
+
+def apply(transforms, image: torch.Tensor, boxes_xyxy: torch.Tensor, labels: torch.Tensor, seed: int | None = None):
+    """Run `transforms` on a uint8 image and its pixel xyxy boxes -> (image, boxes cxcywh in [0, 1], labels).
+    `seed`: the draw's own seed (detr_ft.data.sampling), else the global generators."""
     height, width = image.shape[-2:]
     boxes = tv_tensors.BoundingBoxes(boxes_xyxy.reshape(-1, 4), format="XYXY", canvas_size=(height, width))
-    image, target = transforms(tv_tensors.Image(image), {"boxes": boxes, "labels": labels})
+    with seeded_randomness(seed):
+        image, target = transforms(tv_tensors.Image(image), {"boxes": boxes, "labels": labels})
     out_h, out_w = image.shape[-2:]
     xyxy = target["boxes"].as_subclass(torch.Tensor).reshape(-1, 4)
     scale = torch.tensor([out_w, out_h, out_w, out_h], dtype=torch.float32)

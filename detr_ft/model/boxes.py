@@ -28,19 +28,22 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
     return intersection / union.clamp(min=1e-12), union
 
 
-def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def generalized_box_iou(a: torch.Tensor, b: torch.Tensor, validate: bool = True) -> torch.Tensor:
     """GIoU of every pair of xyxy boxes, a [N, 4] and b [M, 4] -> [N, M], in [-1, 1].
 
     Degenerate boxes (x1 < x0) would make GIoU meaningless, so they are an error rather than a NaN (on an
     accelerator a device-side assertion: checking on the host would stall every training step).
+    `validate=False` skips that check for a caller that checks the result instead: NaN boxes then give NaN,
+    which the matcher reports as divergence.
     """
-    valid = (a[:, 2:] >= a[:, :2]).all() & (b[:, 2:] >= b[:, :2]).all()
-    message = "generalized_box_iou needs boxes with x1 >= x0 and y1 >= y0"
-    if valid.device.type == "cpu":
-        if not valid:
-            raise ValueError(message)
-    else:
-        torch._assert_async(valid, message)
+    if validate:
+        valid = (a[:, 2:] >= a[:, :2]).all() & (b[:, 2:] >= b[:, :2]).all()
+        message = "generalized_box_iou needs boxes with x1 >= x0 and y1 >= y0"
+        if valid.device.type == "cpu":
+            if not valid:
+                raise ValueError(message)
+        else:
+            torch._assert_async(valid, message)
     iou, union = pairwise_iou(a, b)
     enclosing = (torch.max(a[:, None, 2:], b[None, :, 2:]) - torch.min(a[:, None, :2], b[None, :, :2])).clamp(min=0)
     enclosing_area = enclosing.prod(-1).clamp(min=1e-12)

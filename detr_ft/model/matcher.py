@@ -10,6 +10,10 @@ from detr_ft.model.boxes import cxcywh_to_xyxy, generalized_box_iou
 Matches = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+class NonFinitePredictions(FloatingPointError):
+    """The model predicted NaN or infinite logits or boxes: training has diverged."""
+
+
 class HungarianMatcher(nn.Module):
     def __init__(self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0):
         super().__init__()
@@ -28,7 +32,9 @@ class HungarianMatcher(nn.Module):
 
         Costs are computed only between each image's queries and that image's own targets, in fp32 even under
         autocast (bf16 would round nearby costs together and change the assignment), then copied to the host
-        once for all outputs together: one device-to-host transfer per training step.
+        once for all outputs together: one device-to-host transfer per training step. Non-finite predictions
+        (a diverged model) make non-finite costs: checked on that host copy, so the check adds no device sync
+        and nothing downstream (the criterion's GIoU) ever sees NaN boxes. Raises NonFinitePredictions.
         """
         if not targets:
             return [[] for _ in layer_outputs]
@@ -40,7 +46,9 @@ class HungarianMatcher(nn.Module):
                 for b, target in enumerate(targets):
                     costs.append(self._cost(probs[b], pred_boxes[b], target["labels"], target["boxes"].float()))
         sizes = [c.shape[1] for c in costs]
-        host = torch.cat(costs, dim=1).cpu()
+        host = torch.cat(costs, dim=1).cpu() if costs else torch.empty(0)
+        if not torch.isfinite(host).all():
+            raise NonFinitePredictions("the model's predictions (class logits or boxes) are not finite (NaN or inf)")
         matches = []
         for chunk in host.split(sizes, dim=1):
             rows, cols = linear_sum_assignment(chunk.numpy())
@@ -53,5 +61,7 @@ class HungarianMatcher(nn.Module):
         cost = -self.cost_class * probs[:, labels]
         cost = cost + self.cost_bbox * torch.cdist(pred_boxes, boxes, p=1)
         if len(labels):
-            cost = cost - self.cost_giou * generalized_box_iou(cxcywh_to_xyxy(pred_boxes), cxcywh_to_xyxy(boxes))
+            cost = cost - self.cost_giou * generalized_box_iou(
+                cxcywh_to_xyxy(pred_boxes), cxcywh_to_xyxy(boxes), validate=False
+            )
         return cost

@@ -11,7 +11,9 @@
 - `initial_weights.py`: `train.checkpoint_path` (file, MLflow run id, `runs:/`) into the model;
 - `evaluation.py` + `detections.py`: COCO metrics gathered across ranks, the best epoch's detections JSON;
 - `pictures.py`: drawing detections, and the per-epoch prediction-picture callback;
-- `summary.py`: the end-of-run table, from the trainer's metrics and the checkpoint callbacks' state.
+- `summary.py`: the end-of-run table, from the trainer's metrics and the checkpoint callbacks' state;
+- `seeding.py`: dropout's generators reseeded per batch from (seed, epoch, batch, rank): exact resume;
+- `divergence.py`: a non-finite loss or prediction stops the run, saying where and what to change.
 
 Floors import only downwards: training/ uses model/, data/ and tracking; model/ and data/ know nothing of
 Lightning's checkpoint layout, Hydra or MLflow.

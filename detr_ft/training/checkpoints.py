@@ -10,7 +10,9 @@ the model's own names; `read()` then gives the EMA model's weights, which predic
 Files are written to a temporary name and renamed, so a killed run never leaves a truncated checkpoint.
 """
 
+import errno
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,14 +125,47 @@ def refuse_to_overwrite(run_dir: Path, resuming: bool) -> None:
         )
 
 
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About what one training checkpoint of `model` takes: its weights and AdamW's two moments per weight."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) * 3
+
+
+def check_run_folder(folder: str | Path, model: torch.nn.Module) -> None:
+    """Before training: the checkpoint folder can be created and written, and its disk has room for the best
+    and the last checkpoint plus the temporary copy a save writes first. Raises OSError naming the folder."""
+    folder = Path(folder)
+    fix = "choose another folder with hydra.run.dir=... (sweeps: hydra.sweep.dir=...)"
+    probe = folder / f".write_test_{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"detr_ft")
+        probe.unlink()
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write checkpoints to {folder}: {error.strerror or error}; {fix}") from None
+    needed, free = 3 * checkpoint_bytes(model), shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"{folder} has {free / 2**20:.0f} MiB free but this model's checkpoints need about {needed / 2**20:.0f} "
+            f"MiB (best + last + the temporary copy of a save); free some space or {fix}",
+        )
+
+
 def save_atomically(contents: Any, path: str | Path) -> Path:
-    """torch.save to `<path>.tmp`, then rename: an interrupted write never leaves a half-written file."""
+    """torch.save to `<path>.tmp`, flushed to disk, then renamed: an interrupted or failed write (killed, disk
+    full) never leaves a half-written file under `path`, and the previous file stays whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     try:
-        torch.save(contents, temporary)
+        with open(temporary, "wb") as file:
+            torch.save(contents, file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        kept = "the previous file is intact" if path.exists() else "nothing was written"
+        raise OSError(error.errno, f"could not write checkpoint {path} ({error.strerror or error}); {kept}") from error
     finally:
         temporary.unlink(missing_ok=True)  # left only when the save failed: never a half-written file
     return path

@@ -70,3 +70,20 @@ def test_images_without_targets_match_nothing():
     empty = {"labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4)}
     matches = HungarianMatcher()(outputs, [empty, empty])
     assert [len(rows) for rows, _ in matches] == [0, 0]
+
+
+def test_non_finite_predictions_are_reported_as_such_not_as_degenerate_boxes():
+    """A diverged model's NaN boxes (or inf logits) fail with NonFinitePredictions, never with GIoU's
+    `x1 >= x0` error that users of DETR codebases misread."""
+    import pytest
+
+    from detr_ft.model.matcher import NonFinitePredictions
+
+    targets = random_targets(2, max_boxes=3, seed=1)
+    targets[1]["boxes"] = targets[0]["boxes"][:1] if len(targets[0]["boxes"]) else torch.full((1, 4), 0.3)
+    targets[1]["labels"] = torch.zeros(1, dtype=torch.int64)
+    for key, value in (("pred_boxes", float("nan")), ("pred_logits", float("inf"))):
+        outputs = _outputs(2, 5, 3, seed=0)
+        outputs[key][1, 2, 0] = value
+        with pytest.raises(NonFinitePredictions, match="not finite"):
+            HungarianMatcher()(outputs, targets)

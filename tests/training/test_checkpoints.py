@@ -1,9 +1,16 @@
 """The .ckpt file through its one owner (detr_ft.training.checkpoints): what a run writes, reading it for
 fine-tuning and resume, the weights-only export, and writes that never leave a half-written file."""
 
+import errno
 import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
@@ -74,3 +81,70 @@ def test_an_official_or_hugging_face_file_reads_as_its_layout(tmp_path):
     checkpoint = checkpoints.read(path)
     assert checkpoint.source_format == "official" and not checkpoint.resumable and checkpoint.config_yaml is None
     assert torch.equal(checkpoint.model_state["class_head.weight"], source.class_head.weight)
+
+
+def test_a_disk_full_write_keeps_the_previous_file_and_says_so(tmp_path, monkeypatch):
+    path = checkpoints.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
+    before = path.read_bytes()
+
+    def half_then_disk_full(contents, file):
+        file.write(b"\x00" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", half_then_disk_full)
+    with pytest.raises(OSError, match="No space left.*previous file is intact"):
+        checkpoints.save_atomically({"weights": torch.zeros(3)}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+KILLED_WRITER = """
+import sys, time, torch
+from detr_ft.training import checkpoints
+def slow_save(contents, file):
+    file.write(b"half of a checkpoint")
+    file.flush()
+    open(sys.argv[2], "w").close()  # tell the test the write is under way
+    time.sleep(600)
+checkpoints.torch.save = slow_save
+checkpoints.save_atomically({"weights": torch.zeros(3)}, sys.argv[1])
+"""
+
+
+def test_a_write_killed_midway_leaves_the_previous_file_whole(tmp_path):
+    path = checkpoints.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
+    started = tmp_path / "started"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(started)])
+    deadline = time.monotonic() + 120
+    while not started.exists() and writer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "the writer never started writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=60)
+    assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(3))
+    assert checkpoints.in_run_folder(tmp_path, "last") == path  # the partial .tmp is never taken for last.ckpt
+
+
+class FitStarted(pl.Callback):
+    started = False
+
+    def on_fit_start(self, trainer, pl_module):
+        self.started = True
+
+
+def test_an_unwritable_checkpoint_folder_fails_before_training(tiny_cfg, tmp_path):
+    cfg = tiny_cfg()
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "checkpoints").write_text("a file where the folder should be")
+    fit = FitStarted()
+    with pytest.raises(OSError, match=r"cannot write checkpoints to .*run1/checkpoints.*hydra.run.dir"):
+        train(cfg, callbacks=[fit])
+    assert not fit.started
+
+
+def test_too_little_free_space_fails_before_training(tiny_cfg, monkeypatch):
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**12, 10**12, 0))
+    fit = FitStarted()
+    with pytest.raises(OSError, match=r"has 0 MiB free but this model's checkpoints need about \d+ MiB"):
+        train(tiny_cfg(), callbacks=[fit])
+    assert not fit.started
