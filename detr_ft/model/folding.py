@@ -4,8 +4,8 @@ A frozen BatchNorm is an affine map per channel, y = x * scale + shift, so conv(
 conv(x, W * scale) + shift: one pass over the activations instead of three. Whether a convolution folds is
 decided at every call: it does when it is not training (its weight needs no gradient, or autograd is off, as
 in validation). The parameters themselves never change (checkpoints keep the usual conv/bn keys, and a stage
-that unfreezes trains its real weights); the folded copy is cached and re-derived whenever its sources change
-(a weight loaded or stepped, a move to another device).
+that unfreezes trains its real weights). For a frozen weight the folded copy is cached and re-derived whenever
+its sources change (a weight loaded, a move to another device); a trainable one is folded afresh at each call.
 """
 
 import torch
@@ -40,6 +40,12 @@ class FoldingConv2d(nn.Conv2d):
 
     def _folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         norm = self.__dict__["norm"]
+        if self.weight.requires_grad or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            # Not cached for a weight that trains (validation between steps): fused AdamW updates it in place
+            # without bumping its version counter, so a cache keyed by version would go stale. Nor when traced
+            # (torch.export, ONNX): the fold becomes part of the graph; fake tensors have no storage to key by.
+            scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+            return self.weight * scale[:, None, None, None], norm.bias - norm.running_mean * scale
         sources = (self.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var)
         key = tuple((t.data_ptr(), t._version, t.dtype) for t in sources)
         if self.__dict__.get("_folded_key") != key:

@@ -20,7 +20,9 @@ def test_early_stopping_ends_one_job_of_a_sweep_and_the_other_runs_all_its_epoch
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("detr_ft").experiment_id])
+    every_run = client.search_runs([client.get_experiment_by_name("detr_ft").experiment_id])
+    runs = [r for r in every_run if "mlflow.parentRunId" in r.data.tags]  # the jobs, not the sweep's parent
+    assert len(runs) == 2
     by_patience = {r.data.params["train/early_stopping_patience"]: r for r in runs}
     stopped, full = by_patience["1"], by_patience["None"]
     assert stopped.data.tags["stop_reason"].startswith("early stop after epoch 1: train_loss did not improve by more")

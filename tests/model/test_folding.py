@@ -99,3 +99,21 @@ def test_loading_weights_after_a_forward_refolds():
         folded = backbone(images, mask)[0]
     other.eval()
     assert (folded - _unfolded(other, images, mask)).abs().max() <= 1e-5 * max(1.0, folded.abs().max().item())
+
+
+def test_validation_between_fused_adamw_steps_folds_the_current_weights():
+    # Fused AdamW updates weights in place without bumping their version counters: a fold cached by version
+    # would validate a trained stage with its weights from before training (seen as a DDP val/mAP mismatch).
+    backbone = _backbone().train()
+    backbone.freeze()
+    images, mask = _inputs()
+    with torch.no_grad():
+        backbone(images, mask)  # validation while frozen: folded from the initial weights
+    backbone.unfreeze(["layer4"])
+    trainable = [p for p in backbone.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=0.05, fused=True)
+    backbone(images, mask)[0].square().mean().backward()
+    optimizer.step()
+    with torch.no_grad():
+        folded = backbone(images, mask)[0]
+    assert (folded - _unfolded(backbone, images, mask)).abs().max() <= 1e-5 * max(1.0, folded.abs().max().item())
