@@ -8,6 +8,8 @@ import importlib
 import sys
 from pathlib import Path
 
+import torch
+
 
 def main(argv: list[str]) -> None:
     available = sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
@@ -21,7 +23,13 @@ def main(argv: list[str]) -> None:
     for name in names or available:
         print(f"\n=== benchmark: {name} ===", flush=True)
         module = importlib.import_module(f"benchmarks.bench_{name}")
-        module.main(options) if options else module.main()
+        threads = torch.get_num_threads()
+        try:
+            module.main(options) if options else module.main()
+        finally:
+            # `--threads` is the benchmark's own: a caller in the same process (the smoke tests) keeps its count,
+            # which bit-exact comparisons between processes rely on (CPU reductions depend on it).
+            torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":
