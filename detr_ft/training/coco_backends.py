@@ -8,6 +8,7 @@ import contextlib
 import copy
 import importlib.util
 import io
+import logging
 import weakref
 from dataclasses import dataclass
 
@@ -63,6 +64,13 @@ def _faster_coco(coco_gt):
     return found
 
 
+def _quiet_faster_coco_eval() -> None:
+    """faster-coco-eval logs its progress and the 12-line table at INFO through `logging` (which Hydra's log
+    shows), where pycocotools prints them: keep only its warnings."""
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("faster_coco_eval")]:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_cocoeval(coco_gt, results: list[dict], image_ids: list[int], backend: str = "auto") -> CocoEvalOutput:
     """Box evaluation of `results` (COCO results format, non-empty) against `coco_gt` (a pycocotools COCO)
     on `image_ids`. The result dicts are copied first: both libraries add keys to the dicts they load."""
@@ -73,6 +81,7 @@ def run_cocoeval(coco_gt, results: list[dict], image_ids: list[int], backend: st
         if backend == "faster_coco_eval":
             from faster_coco_eval import COCOeval_faster
 
+            _quiet_faster_coco_eval()
             ground_truth = _faster_coco(coco_gt)
             evaluator = COCOeval_faster(ground_truth, ground_truth.loadRes(results), iouType="bbox")
         else:
