@@ -97,3 +97,14 @@ def run_app_with_mlflow(tmp_path: Path, *args: str, multirun: bool = False) -> t
     store = [f"data.cache_dir={tmp_path}/cache", f"logger.tracking_uri={tracking_uri}"]
     flags = ["--multirun"] if multirun else []  # before the overrides: argparse wants them in one run
     return run_cli(["-m", "detr_ft", *flags, *tiny, *store, *args], cwd=tmp_path), tracking_uri  # later ones win
+
+
+def sweep_runs(tracking_uri: str) -> tuple[list, list]:
+    """-> (sweep parent runs, job runs) of the store's detr_ft experiment."""
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("detr_ft")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    parents = [r for r in runs if r.data.tags.get("detr_ft.kind") == "sweep"]
+    return parents, [r for r in runs if r not in parents]

@@ -3,7 +3,7 @@
 import mlflow
 import pytest
 
-from tests.conftest import run_app_with_mlflow
+from tests.conftest import run_app_with_mlflow, sweep_runs
 
 
 @pytest.mark.slow
@@ -20,8 +20,7 @@ def test_early_stopping_ends_one_job_of_a_sweep_and_the_other_runs_all_its_epoch
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(tracking_uri)
-    every_run = client.search_runs([client.get_experiment_by_name("detr_ft").experiment_id])
-    runs = [r for r in every_run if "mlflow.parentRunId" in r.data.tags]  # the jobs, not the sweep's parent
+    _, runs = sweep_runs(tracking_uri)  # the jobs, not the sweep's parent
     assert len(runs) == 2
     by_patience = {r.data.params["train/early_stopping_patience"]: r for r in runs}
     stopped, full = by_patience["1"], by_patience["None"]

@@ -8,16 +8,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from detr_ft.compare import compare
 from detr_ft.config import config_dir
-from tests.conftest import run_app_with_mlflow, run_cli
-
-
-def _sweep_runs(tracking_uri: str) -> tuple[list, list]:
-    """-> (parent runs, job runs) of the store's detr_ft experiment."""
-    client = mlflow.tracking.MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name("detr_ft")
-    runs = client.search_runs([experiment.experiment_id]) if experiment else []
-    parents = [r for r in runs if r.data.tags.get("detr_ft.kind") == "sweep"]
-    return parents, [r for r in runs if r not in parents]
+from tests.conftest import run_app_with_mlflow, run_cli, sweep_runs
 
 
 @pytest.mark.slow
@@ -36,7 +27,7 @@ def test_a_4_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_4_finish
     client = mlflow.tracking.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("detr_ft")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    (parent,), runs = _sweep_runs(tracking_uri)
+    (parent,), runs = sweep_runs(tracking_uri)
     assert len(runs) == 4
     assert {r.info.status for r in runs} == {"FINISHED"} and parent.info.status == "FINISHED"
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
@@ -74,7 +65,7 @@ def test_a_4_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_4_finish
     continued = client.get_run(job.info.run_id)
     assert continued.info.status == "FINISHED" and continued.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert len(client.get_metric_history(job.info.run_id, "val/mAP")) == 2
-    assert len(_sweep_runs(tracking_uri)[1]) == 4
+    assert len(sweep_runs(tracking_uri)[1]) == 4
     assert (tmp_path / "multirun/comparison/runs.txt").stat().st_mtime_ns > table_written
 
     # The command line takes the parent run's id, and spells the store as the main app does (logger.*).
@@ -106,7 +97,7 @@ def test_a_failed_job_is_marked_failed_and_the_sweep_goes_on(tmp_path):
         "train.precision=32,nonsense",
         multirun=True,
     )
-    parents, runs = _sweep_runs(tracking_uri)
+    parents, runs = sweep_runs(tracking_uri)
     by_status = {r.info.status: r for r in runs}
     assert sorted(by_status) == ["FAILED", "FINISHED"], result.stderr[-3000:]
     assert "nonsense" in by_status["FAILED"].data.tags["status_error"]
