@@ -35,8 +35,14 @@ def synthetic_evaluation_case(images: int, detections: int, classes: int, seed: 
             category = int(rng.integers(1, classes + 1))
             own.append((box, category))
             annotations.append(
-                {"id": len(annotations) + 1, "image_id": record["id"], "category_id": category, "bbox": box,
-                 "area": box[2] * box[3], "iscrowd": 0}  # fmt: skip
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": record["id"],
+                    "category_id": category,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }  # fmt: skip
             )
         for d in range(detections):
             if d < len(own):
@@ -70,7 +76,7 @@ def main() -> None:
     timings, outputs = {}, {}
     backends = ["pycocotools", *(["faster_coco_eval"] if faster_coco_eval_installed() else [])]
     for backend in backends:
-        run_cocoeval(coco_gt, results[:DETECTIONS * 50], image_ids[:50], backend)  # warm-up (imports, indexing)
+        run_cocoeval(coco_gt, results[: DETECTIONS * 50], image_ids[:50], backend)  # warm-up (imports, indexing)
         outputs[backend], timings[backend] = _timed(run_cocoeval, coco_gt, results, image_ids, backend)
         print(f"{backend:18} {timings[backend]:8.2f}")
     if len(backends) == 2:

@@ -5,7 +5,9 @@ is built with random weights (nothing is downloaded), saved with save_pretrained
 detr_r50, and their eval outputs are checked to agree before anything is timed. Then, alternating between the
 two models step by step so that machine noise hits both alike: a training step with the whole backbone
 training (layer2-4) and one with it frozen (forward, each model's own loss, backward, gradient clipping at 0.1,
-AdamW), and inference images/s. Each figure is the median of `--steps` timed repetitions after `--warmup`.
+AdamW), the frozen step again for detr_ft with its backbone features cached (train.cache_backbone_features:
+what a frozen epoch after the first costs), and inference images/s. Each figure is the median of `--steps`
+timed repetitions after `--warmup`.
 
     python -m benchmarks peers                                  # CPU, fp32, batch 2, 512 px
     python -m benchmarks peers --device cuda --precision bf16   # on a GPU: bf16 autocast for both models
@@ -182,9 +184,10 @@ def run(args: argparse.Namespace) -> dict:
         torch.nn.utils.clip_grad_norm_(peer.parameters(), CLIP)
         optimizer.step()
 
-    def our_step(optimizer):
+    def our_step(optimizer, cached=None):
         with autocast():
-            loss = criterion(ours(images, mask), our_targets)["loss"]
+            outputs = ours.forward_from_features(*cached) if cached else ours(images, mask)
+            loss = criterion(outputs, our_targets)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ours.parameters(), CLIP)
@@ -200,13 +203,16 @@ def run(args: argparse.Namespace) -> dict:
         peer.train()
         ours.train()
         peer_opt, our_opt = peer_optimizer(peer), our_optimizer(ours, criterion)
-        times = alternate(
-            {"detr_ft": functools.partial(our_step, our_opt), "peer": functools.partial(peer_step, peer_opt)},
-            args.steps,
-            args.warmup,
-            device,
-        )
-        results[f"train_step_{strategy}_s"] = times
+        cases = {"detr_ft": functools.partial(our_step, our_opt), "peer": functools.partial(peer_step, peer_opt)}
+        if not trains:
+            # detr_ft's train.cache_backbone_features: a frozen backbone's features computed once, reused.
+            with torch.no_grad(), autocast():
+                cached = ours.backbone(images, mask)
+            cases["detr_ft_cached"] = functools.partial(our_step, our_opt, cached)
+        times = alternate(cases, args.steps, args.warmup, device)
+        results[f"train_step_{strategy}_s"] = {"detr_ft": times["detr_ft"], "peer": times["peer"]}
+        if not trains:
+            results["train_step_frozen_cached_features_s"] = {"detr_ft": times["detr_ft_cached"], "peer": times["peer"]}
     peer.eval()
     ours.eval()
 
@@ -264,9 +270,13 @@ def print_table(report: dict) -> None:
         f"({setup['threads']} threads), median of {setup['steps']}; eval outputs agree within "
         f"{report['max_output_difference']:.1e}"
     )
-    print(f"{'measure':28} {'detr_ft':>10} {'peer (HF)':>10} {'detr_ft/peer':>13}")
+    print(f"{'measure':36} {'detr_ft':>10} {'peer (HF)':>10} {'detr_ft/peer':>13}")
     for name, figures in report["results"].items():
-        print(f"{name:28} {figures['detr_ft']:10.3f} {figures['peer']:10.3f} {figures['ratio_detr_ft_to_peer']:13.2f}")
+        print(f"{name:36} {figures['detr_ft']:10.3f} {figures['peer']:10.3f} {figures['ratio_detr_ft_to_peer']:13.2f}")
+    print(
+        "train_step_frozen_cached_features_s: detr_ft with train.cache_backbone_features (a frozen backbone's "
+        "features reused from an earlier epoch) against the peer's frozen step, which has no such cache"
+    )
 
 
 def main(argv: list[str] = ()) -> None:

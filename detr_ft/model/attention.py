@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detr_ft.model.dropout import dropout
+
 
 class MultiheadAttention(nn.Module):
     """Sequences [length, batch, channels]; key_padding_mask [batch, key length], True = ignore that key."""
@@ -42,13 +44,15 @@ class MultiheadAttention(nn.Module):
         mask = None
         if key_padding_mask is not None:  # SDPA's boolean mask is True where attention is allowed
             mask = ~key_padding_mask[:, None, None, :]
-        attended = F.scaled_dot_product_attention(
-            self._heads(q),
-            self._heads(k),
-            self._heads(v),
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-        )  # [B, H, L, d]
+        dropout_p = self.dropout if self.training else 0.0
+        if dropout_p and query.device.type == "cpu":
+            # SDPA's CPU kernels have no dropout: it would fall back to this same computation with torch's
+            # slow per-element Bernoulli masks.
+            attended = _attention_with_dropout(self._heads(q), self._heads(k), self._heads(v), mask, dropout_p)
+        else:
+            attended = F.scaled_dot_product_attention(
+                self._heads(q), self._heads(k), self._heads(v), attn_mask=mask, dropout_p=dropout_p
+            )  # [B, H, L, d]
         length, batch = query.shape[:2]
         return self.out_proj(attended.permute(2, 0, 1, 3).reshape(length, batch, channels))
 
@@ -56,3 +60,11 @@ class MultiheadAttention(nn.Module):
         """[L, B, C] -> [B, H, L, C / H]."""
         length, batch, _ = x.shape
         return x.reshape(length, batch, self.num_heads, -1).permute(1, 2, 0, 3)
+
+
+def _attention_with_dropout(q, k, v, allowed: torch.Tensor | None, p: float) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) with keys where `allowed` is False excluded, then dropout, times v."""
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.matmul(dropout(scores.softmax(dim=-1), p, training=True), v)

@@ -1,11 +1,12 @@
-"""Frozen BatchNorm folded into the convolution before it, for every convolution that is not training.
+"""Frozen BatchNorm folded into the convolution before it.
 
 A frozen BatchNorm is an affine map per channel, y = x * scale + shift, so conv(x, W) followed by it equals
-conv(x, W * scale) + shift: one pass over the activations instead of three. Whether a convolution folds is
-decided at every call: it does when it is not training (its weight needs no gradient, or autograd is off, as
-in validation). The parameters themselves never change (checkpoints keep the usual conv/bn keys, and a stage
-that unfreezes trains its real weights). For a frozen weight the folded copy is cached and re-derived whenever
-its sources change (a weight loaded, a move to another device); a trainable one is folded afresh at each call.
+conv(x, W * scale) + shift: one pass over the activations instead of three, forward and backward. That holds
+for a convolution that trains too: the gradient reaches W through W * scale, the same gradient as through the
+separate norm (a [C_out] scale on the weight costs far less than three passes over the activations). The
+parameters themselves never change (checkpoints keep the usual conv/bn keys, and a stage that unfreezes trains
+its real weights). For a frozen weight the folded copy is cached and re-derived whenever its sources change (a
+weight loaded, a move to another device); a trainable one is folded afresh at each call.
 """
 
 import torch
@@ -20,30 +21,24 @@ class FoldableFrozenBatchNorm2d(FrozenBatchNorm2d):
     conv: "FoldingConv2d | None" = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.conv is not None and self.conv.folds_now():
-            return x
-        return super().forward(x)
+        return x if self.conv is not None else super().forward(x)
 
 
 class FoldingConv2d(nn.Conv2d):
     """A bias-free convolution followed by a FoldableFrozenBatchNorm2d (`norm`, not a submodule: it stays
     where it is in the module tree, under its own state-dict keys)."""
 
-    def folds_now(self) -> bool:
-        return not (torch.is_grad_enabled() and self.weight.requires_grad)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.folds_now():
-            return super().forward(x)
         weight, bias = self._folded()
         return F.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), self.stride, self.padding, self.dilation, self.groups)
 
     def _folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         norm = self.__dict__["norm"]
         if self.weight.requires_grad or torch.compiler.is_compiling() or torch.compiler.is_exporting():
-            # Not cached for a weight that trains (validation between steps): fused AdamW updates it in place
-            # without bumping its version counter, so a cache keyed by version would go stale. Nor when traced
-            # (torch.export, ONNX): the fold becomes part of the graph; fake tensors have no storage to key by.
+            # Not cached for a weight that trains: the fold must be in the autograd graph, and in validation
+            # between steps fused AdamW has updated the weight in place without bumping its version counter, so
+            # a cache keyed by version would go stale. Nor when traced (torch.export, ONNX): the fold becomes
+            # part of the graph; fake tensors have no storage to key by.
             scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
             return self.weight * scale[:, None, None, None], norm.bias - norm.running_mean * scale
         sources = (self.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detr_ft.model.attention import MultiheadAttention
+from detr_ft.model.dropout import Dropout
 
 
 class _Layer(nn.Module):
@@ -24,9 +25,9 @@ class _Layer(nn.Module):
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         for index in range(1, num_norms + 1):
             setattr(self, f"norm{index}", nn.LayerNorm(d_model))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         for index in range(1, num_norms + 1):
-            setattr(self, f"dropout{index}", nn.Dropout(dropout))
+            setattr(self, f"dropout{index}", Dropout(dropout))
         self.normalize_before = normalize_before
 
     def _feedforward(self, x: torch.Tensor) -> torch.Tensor:

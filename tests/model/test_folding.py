@@ -117,3 +117,37 @@ def test_validation_between_fused_adamw_steps_folds_the_current_weights():
     with torch.no_grad():
         folded = backbone(images, mask)[0]
     assert (folded - _unfolded(backbone, images, mask)).abs().max() <= 1e-5 * max(1.0, folded.abs().max().item())
+
+
+def test_a_training_stage_folds_with_the_gradients_of_the_separate_norm():
+    """Training through conv(x, W * scale) + shift gives the weights the gradient conv-then-norm gives them."""
+    backbone = _backbone().train()
+    backbone.unfreeze()
+    reference = Backbone("resnet50", blocks_per_stage=[1, 1, 1, 1], zero_padding=True, norm="batch")
+    reference.load_state_dict(backbone.state_dict(), strict=False)
+    reference.eval()  # BatchNorm with fixed statistics: the frozen norm, unfolded
+    reference.unfreeze()
+    images, mask = _inputs()
+    backbone(images, mask)[0].square().mean().backward()
+    reference(images, mask)[0].square().mean().backward()
+    ours = dict(backbone.named_parameters())
+    compared = 0
+    for name, theirs in reference.named_parameters():
+        if name in ours and ours[name].grad is not None:
+            scale = theirs.grad.abs().max().item()
+            assert (ours[name].grad - theirs.grad).abs().max() <= 1e-4 * scale, name
+            compared += 1
+    assert compared >= 10  # every weight of layer2-4 (1 block each: 3 or 4 convolutions per stage)
+
+
+def test_channels_last_activations_give_the_same_features():
+    backbone = _backbone().eval()
+    images, mask = _inputs()
+    with torch.no_grad():
+        features = backbone(images, mask)[0]  # on the CPU the backbone turns its input channels-last
+        contiguous = backbone.body.layer1(backbone.body.maxpool(backbone.body.relu(backbone.body.conv1(images))))
+        channels_last = backbone.body.layer1(
+            backbone.body.maxpool(backbone.body.relu(backbone.body.conv1(images.to(memory_format=torch.channels_last))))
+        )
+    assert features.is_contiguous(memory_format=torch.channels_last)
+    assert (contiguous - channels_last).abs().max() <= 1e-5 * contiguous.abs().max()
