@@ -92,6 +92,7 @@ class Backbone(nn.Module):
         self.name = name
         self.zero_padding = zero_padding
         self._padding_mask: torch.Tensor | None = None
+        self._keep_masks: dict[tuple, torch.Tensor] = {}  # this forward's 1/0 masks per feature size and dtype
         for module in self.body.modules():  # after every normalisation, i.e. before every next convolution
             if isinstance(module, (FrozenBatchNorm2d, nn.BatchNorm2d)):
                 module.register_forward_hook(self._zero_padded_area)
@@ -173,20 +174,26 @@ class Backbone(nn.Module):
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images [B, 3, H, W], mask [B, H, W] (True = padding) -> features [B, C, h, w], mask [B, h, w]."""
-        self._padding_mask = mask
+        self._padding_mask, self._keep_masks = mask, {}
         first_trained = min((self.stages.index(s) for s in self.unfrozen_stages), default=len(self.stages))
         x = images.contiguous(memory_format=torch.channels_last) if _prefers_channels_last(images) else images
         for index, stage in enumerate(self.stages):
             # Stages before the first trained one need no graph: nothing behind them receives gradients.
             with torch.set_grad_enabled(torch.is_grad_enabled() and index >= first_trained):
                 x = self._run_stage(stage, x)
-        self._padding_mask = None
+        self._padding_mask, self._keep_masks = None, {}
         return x, self._resize_mask(mask, x)
 
     def _zero_padded_area(self, module, inputs, output: torch.Tensor) -> torch.Tensor:
         if not self.zero_padding or self._padding_mask is None:
             return output
-        return output * ~self._resize_mask(self._padding_mask, output)[:, None]
+        # Every normalisation of a stage has the same size: the mask is resized once per size and forward, and
+        # kept in the features' dtype (a float multiply is several times faster than one by a bool tensor).
+        key = (*output.shape[-2:], output.dtype)
+        keep = self._keep_masks.get(key)
+        if keep is None:
+            keep = self._keep_masks[key] = (~self._resize_mask(self._padding_mask, output))[:, None].to(output.dtype)
+        return output * keep
 
     @staticmethod
     def _resize_mask(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
