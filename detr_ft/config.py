@@ -52,7 +52,7 @@ class TrainConfig:
     lr_drop_epochs: list[int] = field(default_factory=list)  # learning rates x lr_drop_factor at these epochs
     lr_drop_factor: float = 0.1
     gradient_clip_val: float = 0.1
-    precision: str = "32"  # 32 | 16-mixed | bf16-mixed
+    precision: str = "32"  # 32 | 16-mixed | bf16-mixed | auto (bf16-mixed where the hardware has native bf16)
     seed: int = 42
     monitor: str = "val/mAP"  # or train_loss, the fine-tuning guide's checkpoint metric
     # EMA of the weights (RF-DETR: 0.993); null = off. On: validation, the best checkpoint, predict, export use it.
@@ -247,8 +247,8 @@ def check_train_values(train: TrainConfig | DictConfig) -> None:
             "train.early_stopping_min_epochs and train.early_stopping_min_delta must be >= 0, got "
             f"{train.early_stopping_min_epochs} and {train.early_stopping_min_delta}"
         )
-    if str(train.precision) not in {"32", "16-mixed", "bf16-mixed", "64", "16", "bf16", "32-true"}:
-        raise ValueError(f"train.precision must be 32, 16-mixed or bf16-mixed, got {train.precision!r}")
+    if str(train.precision) not in {"32", "16-mixed", "bf16-mixed", "64", "16", "bf16", "32-true", "auto"}:
+        raise ValueError(f"train.precision must be 32, 16-mixed, bf16-mixed or auto, got {train.precision!r}")
 
 
 register()

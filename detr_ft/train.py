@@ -19,6 +19,7 @@ from detr_ft.training import checkpoints
 from detr_ft.training.feature_cache import feature_cache_for_run
 from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
 from detr_ft.training.initial_weights import load_initial_weights, resolve_checkpoint_path
+from detr_ft.training.precision import resolve_precision
 from detr_ft.training.summary import RunSummary, next_commands, print_summary
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
             "class_head": "re-initialised" if report.reinitialized else "loaded",
             **({"query_embeddings": report.queries} if report.queries else {}),
         }
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    tags["precision"] = precision  # what ran, also when train.precision=auto
     tracking.set_tags(logger, tags)
 
     feature_cache = feature_cache_for_run(cfg.train, model, datamodule) if cfg.train.cache_backbone_features else None
@@ -119,7 +122,9 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     callbacks += [feature_cache] if feature_cache is not None else []
     resolved = OmegaConf.to_yaml(cfg, resolve=True)  # stored in every checkpoint and beside them
     callbacks += [checkpoints.RunMetadata(resolved, tracking.run_reference(logger)), *extra_callbacks]
-    trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks)
+    trainer = instantiate(
+        cfg.trainer, logger=logger if logger is not None else False, callbacks=callbacks, precision=precision
+    )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
 
     summary = RunSummary.from_trainer(trainer, logger, cfg.logger.tracking_uri)

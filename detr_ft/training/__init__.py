@@ -13,6 +13,7 @@
 - `pictures.py`: drawing detections, and the per-epoch prediction-picture callback;
 - `summary.py`: the end-of-run table, from the trainer's metrics and the checkpoint callbacks' state;
 - `seeding.py`: dropout's generators reseeded per batch from (seed, epoch, batch, rank): exact resume;
+- `precision.py`: `train.precision=auto` (bf16-mixed where the hardware has native bf16, else fp32);
 - `divergence.py`: a non-finite loss or prediction stops the run, saying where and what to change.
 
 Floors import only downwards: training/ uses model/, data/ and tracking; model/ and data/ know nothing of

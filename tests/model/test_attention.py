@@ -76,3 +76,18 @@ def test_transformer_equals_one_built_on_torch_multihead_attention():
     mask[1, :, 3:] = True
     queries = torch.randn(6, 32)
     assert (ours(src, mask, queries, pos) - reference(src, mask, queries, pos)).abs().max() < 1e-4
+
+
+def test_explicit_cpu_attention_equals_sdpa_with_padding_masks():
+    """The path taken on the CPU for dropout and 16-bit inputs computes what SDPA computes."""
+    from detr_ft.model.attention import _explicit_attention
+
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, length, 8, generator=generator) for length in (5, 7, 7))
+    padding = torch.zeros(2, 7, dtype=torch.bool)
+    padding[1, 4:] = True
+    allowed = ~padding[:, None, None, :]
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    assert torch.allclose(_explicit_attention(q, k, v, allowed, 0.0), expected, atol=1e-6)
+    half = _explicit_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), allowed, 0.0)
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), expected, atol=0.05)
