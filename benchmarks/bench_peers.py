@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> dict:
         torch.nn.utils.clip_grad_norm_(ours.parameters(), CLIP)
         optimizer.step()
 
-    results = {}
+    results, step_flops = {}, {}
     if args.profile:
         set_backbone_training(peer, ours, True)
         ours.train()
@@ -209,6 +209,9 @@ def run(args: argparse.Namespace) -> dict:
             with torch.no_grad(), autocast():
                 cached = ours.backbone(images, mask)
             cases["detr_ft_cached"] = functools.partial(our_step, our_opt, cached)
+        step_flops[strategy] = count_flops(cases["detr_ft"])
+        if not trains:
+            step_flops["frozen_cached_features"] = count_flops(cases["detr_ft_cached"])
         times = alternate(cases, args.steps, args.warmup, device)
         results[f"train_step_{strategy}_s"] = {"detr_ft": times["detr_ft"], "peer": times["peer"]}
         if not trains:
@@ -230,6 +233,15 @@ def run(args: argparse.Namespace) -> dict:
         device,
     )
     results["inference_images_per_s"] = {name: args.batch / seconds for name, seconds in times.items()}
+    peak = matmul_peak(device, torch.bfloat16 if args.precision == "bf16" else torch.float32)
+    flop_rates = {
+        name: {
+            "gflop": flops / 1e9,
+            "gflop_per_s": flops / 1e9 / results[f"train_step_{name}_s"]["detr_ft"],
+            "fraction_of_matmul_peak": flops / 1e9 / results[f"train_step_{name}_s"]["detr_ft"] / peak,
+        }
+        for name, flops in step_flops.items()
+    }
     return {
         "setup": {
             "device": str(device),
@@ -244,11 +256,32 @@ def run(args: argparse.Namespace) -> dict:
             "transformers": __import__("transformers").__version__,
         },
         "max_output_difference": difference,
+        "matmul_peak_gflop_per_s": peak,
+        "detr_ft_step_flop_rates": flop_rates,
         "results": {
             name: {**figures, "ratio_detr_ft_to_peer": figures["detr_ft"] / figures["peer"]}
             for name, figures in results.items()
         },
     }
+
+
+def count_flops(step) -> float:
+    """Floating-point operations of one call of `step` (torch's FLOP counter: matmuls and convolutions,
+    forward and backward; the elementwise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a large square matmul in `dtype` on `device`: the machine's practical peak."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    seconds = timed(lambda: [a @ b for _ in range(repeats)], device) / repeats
+    return 2 * size**3 / seconds / 1e9
 
 
 def print_profile(step, device: torch.device, top: int) -> None:
@@ -273,6 +306,12 @@ def print_table(report: dict) -> None:
     print(f"{'measure':36} {'detr_ft':>10} {'peer (HF)':>10} {'detr_ft/peer':>13}")
     for name, figures in report["results"].items():
         print(f"{name:36} {figures['detr_ft']:10.3f} {figures['peer']:10.3f} {figures['ratio_detr_ft_to_peer']:13.2f}")
+    peak = report["matmul_peak_gflop_per_s"]
+    for name, rate in report["detr_ft_step_flop_rates"].items():
+        print(
+            f"detr_ft {name} step: {rate['gflop']:.1f} GFLOP at {rate['gflop_per_s']:.0f} GFLOP/s, "
+            f"{rate['fraction_of_matmul_peak']:.0%} of the {peak:.0f} GFLOP/s a {setup['precision']} matmul reaches"
+        )
     print(
         "train_step_frozen_cached_features_s: detr_ft with train.cache_backbone_features (a frozen backbone's "
         "features reused from an earlier epoch) against the peer's frozen step, which has no such cache"
