@@ -182,7 +182,8 @@ class Backbone(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled() and index >= first_trained):
                 x = self._run_stage(stage, x)
         self._padding_mask, self._keep_masks = None, {}
-        return x, self._resize_mask(mask, x)
+        # In the usual layout whatever ran inside: what follows (and a feature cache) sees the same tensors.
+        return x.contiguous(), self._resize_mask(mask, x)
 
     def _zero_padded_area(self, module, inputs, output: torch.Tensor) -> torch.Tensor:
         if not self.zero_padding or self._padding_mask is None:
