@@ -68,7 +68,8 @@ def test_cache_hits_equal_fresh_features_and_outputs(parts):
                 fresh, _ = model.backbone(images, mask)
             if batch_size == 4:
                 assert torch.equal(features, fresh)
-            torch.testing.assert_close(features, fresh, rtol=0, atol=2e-6)  # measured: up to 1.3e-6
+            # Float rounding of other kernels: measured up to 2.0e-6 (channels-last oneDNN); a wrong entry is O(1) off.
+            torch.testing.assert_close(features, fresh, rtol=0, atol=1e-5)
     assert cache.counts["misses"] == 16
 
 
@@ -114,7 +115,7 @@ def test_a_second_job_reuses_the_files_on_disk(parts, tmp_path):
         recomputed = [third.features(model.backbone, *batch, "train")[0] for batch in batches]
     assert third.counts == {"hits": 7, "misses": 1}
     for a, b in zip(stored, recomputed, strict=True):  # the damaged one recomputed alone: float rounding apart
-        torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
 def test_other_weights_or_padding_rule_make_other_keys(parts):
