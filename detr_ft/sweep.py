@@ -207,4 +207,3 @@ def _terminate(record: dict, status: str, reason: str | None = None) -> None:
         tracking_store.retry_when_locked(lambda: client.set_tag(record["run_id"], "status_error", reason))
     tracking_store.retry_when_locked(lambda: client.set_terminated(record["run_id"], status=status))
     log.info("MLflow: sweep parent run %s is %s", record["run_id"], status)
-

@@ -12,4 +12,3 @@ def test_adamw_is_fused_outside_a_trainer():
     module = DetrModule(tiny_detr(), criterion(), 1e-4, 1e-5, 1e-4, LearningRateSchedule())
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"] is True
-
