@@ -45,14 +45,13 @@ class MultiheadAttention(nn.Module):
         if key_padding_mask is not None:  # SDPA's boolean mask is True where attention is allowed
             mask = ~key_padding_mask[:, None, None, :]
         dropout_p = self.dropout if self.training else 0.0
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
         if query.device.type == "cpu" and (dropout_p or q.dtype in (torch.bfloat16, torch.float16)):
             # SDPA's CPU kernels have no dropout (it would fall back to this same computation with torch's slow
             # per-element Bernoulli masks), and its 16-bit CPU kernel is 8x slower than its fp32 one here.
-            attended = _explicit_attention(self._heads(q), self._heads(k), self._heads(v), mask, dropout_p)
+            attended = _explicit_attention(q, k, v, mask, dropout_p)
         else:
-            attended = F.scaled_dot_product_attention(
-                self._heads(q), self._heads(k), self._heads(v), attn_mask=mask, dropout_p=dropout_p
-            )  # [B, H, L, d]
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # [B, H, L, d]
         length, batch = query.shape[:2]
         return self.out_proj(attended.permute(2, 0, 1, 3).reshape(length, batch, channels))
 

@@ -30,7 +30,7 @@ def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype) -> torch.Tensor:
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0 or x.numel() == 0:
+    if x.device.type != "cpu" or round(p * _LEVELS) >= _LEVELS or x.numel() == 0:  # p' = 1: nothing is kept
         return F.dropout(x, p, training=True)
     # The mask in fp32 even for bf16 inputs: 1 / (1 - p') in bf16 would be off by up to 0.2%.
     return (x * keep_mask(x.shape, p, torch.float32)).to(x.dtype)

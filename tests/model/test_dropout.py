@@ -78,3 +78,7 @@ def test_attention_dropout_drops_attention_weights_after_the_softmax():
     assert torch.allclose(out, expected, atol=1e-6)
     attention.eval()
     assert not torch.allclose(attention(query, key, key), out)
+
+
+def test_a_p_that_rounds_to_one_drops_everything_instead_of_dividing_by_zero():
+    assert torch.equal(dropout(torch.ones(16), 1 - 1e-6, training=True), torch.zeros(16))
