@@ -18,6 +18,8 @@ import pytorch_lightning as pl
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from detr_ft.training.precision import resolve_precision
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
 
@@ -196,7 +198,8 @@ def backbone_learning_rate(explicit: float | None, head: float) -> float:
 
 
 def register() -> None:
-    """Register the schema and the `${asset:NAME}` resolver (a file shipped in detr_ft/assets)."""
+    """Register the schemas and the resolvers: `${asset:NAME}` (a file shipped in detr_ft/assets),
+    `${precision:VALUE,ACCELERATOR}` (train.precision with auto decided) and `${backbone_lr:...}`."""
     ConfigStore.instance().store(name="detr_ft_schema", node=DetrFtConfig)
     ConfigStore.instance().store(name="pretrain_backbone_schema", node=BackbonePretrainingConfig)
     ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
@@ -205,6 +208,8 @@ def register() -> None:
     ConfigStore.instance().store(name="check_schema", node=CheckConfig)
     if not OmegaConf.has_resolver("asset"):
         OmegaConf.register_new_resolver("asset", _asset)
+    if not OmegaConf.has_resolver("precision"):  # cached: `auto` is decided (and logged) once per process
+        OmegaConf.register_new_resolver("precision", resolve_precision, use_cache=True)
     if not OmegaConf.has_resolver("backbone_lr"):
         OmegaConf.register_new_resolver("backbone_lr", backbone_learning_rate)
 

@@ -7,15 +7,15 @@ map; no optimizer or loop state): a few MB that `train.checkpoint_path` and `det
 format=onnx writes the model as an ONNX graph for onnxruntime and other runtimes (detr_ft/model/onnx_export.py).
 """
 
-import os
 import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from detr_ft.command_line import hydra_app
+from detr_ft.atomic_write import atomic_path
 from detr_ft.config import exit_if_missing
-from detr_ft.training.checkpoints import export_weights
+from detr_ft.training.checkpoint_file import export_weights
 
 FORMATS = ("ckpt", "onnx")
 
@@ -24,18 +24,14 @@ def export_to_onnx(checkpoint: str, output: str, image_size: int, opset: int, ov
     """The checkpoint's model (rebuilt from its stored config, as predict does) as ONNX, written to a temporary
     name and renamed: an existing file is replaced only with overwrite, and never left half-written."""
     from detr_ft.model.onnx_export import export_onnx
-    from detr_ft.predict import Detector
+    from detr_ft.inference import Detector
 
     target = Path(output)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=true to replace it or choose another output=")
     model = Detector(checkpoint, device="cpu").model
-    temporary = target.with_name(target.name + ".tmp")
-    try:
+    with atomic_path(target) as temporary:
         export_onnx(model, temporary, image_size, opset)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
     return target
 
 

@@ -14,97 +14,18 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 
 from detr_ft.command_line import hydra_app
 from detr_ft.config import exit_if_missing
-from detr_ft.data.categories import CategoryMap
 from detr_ft.data.images import BadImageError, load_rgb
-from detr_ft.data.transforms import apply, make_eval_transforms
-from detr_ft.model.checkpoints import CheckpointError
-from detr_ft.training import checkpoints
-from detr_ft.training.detections import postprocess, to_coco_results
+from detr_ft.inference import Detector
+from detr_ft.training.checkpoint_file import in_run_folder
+from detr_ft.training.detections import to_coco_results
 from detr_ft.training.pictures import PREDICTION_COLOUR, draw_boxes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class Detector:
-    """A detr_ft checkpoint ready to run: the model rebuilt from the config stored in the file, its
-    category map and the validation-time resize."""
-
-    def __init__(self, checkpoint: str | Path, device: str = "auto"):
-        path = checkpoints.in_run_folder(checkpoint, "best")  # a run folder: its best checkpoint (idempotent)
-        saved = checkpoints.read(path)  # weights_only: nothing in the file is executed
-        if not saved.config_yaml or not saved.category_map:
-            raise CheckpointError(
-                f"{path} is not a detr_ft checkpoint (it lacks the stored config and category map); predict "
-                "needs a .ckpt written by `python -m detr_ft` or `python -m detr_ft.export`"
-            )
-        config = OmegaConf.create(saved.config_yaml)
-        self.category_map = CategoryMap.from_dict(saved.category_map)
-        self.device = _device(device)
-        self.model = _build_model(config, self.category_map.num_classes, path)
-        try:
-            self.model.load_state_dict(
-                saved.model_state
-            )  # exported half-precision weights are cast to the model's dtype
-        except RuntimeError as error:
-            raise CheckpointError(
-                f"{path}: the weights do not fit the model its own stored config describes: {error}"
-            ) from None
-        self.model.eval().to(self.device)
-        data = config.get("data") or {}
-        missing = [key for key in ("eval_scale", "max_size") if data.get(key) is None]
-        if missing:
-            raise CheckpointError(f"{path}: the stored config has no data.{missing[0]} (the validation image size)")
-        self.transforms = make_eval_transforms(int(data["eval_scale"]), int(data["max_size"]))
-
-    @torch.no_grad()
-    def __call__(self, image: torch.Tensor) -> dict:
-        """uint8 [3, H, W] -> {scores [Q], labels [Q], boxes [Q, 4] xyxy in the image's own pixels}."""
-        no_boxes, no_labels = torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64)
-        resized, _, _ = apply(self.transforms, image, no_boxes, no_labels)
-        outputs = self.model(resized[None].to(self.device))
-        return {k: v.cpu() for k, v in postprocess(outputs, [torch.tensor(image.shape[1:])])[0].items()}
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"device={name!r} is not valid; use auto, cpu, cuda or cuda:N")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name} was asked for but no CUDA GPU is available; use device=cpu")
-    return torch.device(name)
-
-
-def _build_model(config, num_classes: int, path: Path) -> torch.nn.Module:
-    """instantiate(config.model) after checking that every `_target_` is one of our model classes: a
-    checkpoint is data, and its config must not name arbitrary callables to run."""
-    if config.get("model") is None:
-        raise CheckpointError(f"{path}: the stored config has no model section")
-    model_cfg = OmegaConf.to_container(config.model, resolve=True)
-
-    def check(node):
-        if isinstance(node, dict):
-            target = node.get("_target_")
-            if target is not None and not str(target).startswith("detr_ft.model."):
-                raise CheckpointError(
-                    f"{path}: refusing model config target {target!r} (only detr_ft.model.* may be built)"
-                )
-            for value in node.values():
-                check(value)
-        elif isinstance(node, list):
-            for value in node:
-                check(value)
-
-    check(model_cfg)
-    if isinstance(model_cfg.get("backbone"), dict):
-        model_cfg["backbone"]["weights"] = None  # the checkpoint supplies them: no ImageNet download
-    return instantiate(model_cfg, num_classes=num_classes)
 
 
 def find_images(source: str | Path) -> list[Path]:
@@ -145,7 +66,7 @@ def predict(
     which holds detections.json and the drawn copies of the images."""
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold={threshold} must be between 0 and 1")
-    checkpoint = checkpoints.in_run_folder(checkpoint, "best")  # a run folder: its best checkpoint
+    checkpoint = in_run_folder(checkpoint, "best")  # a run folder: its best checkpoint
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint={checkpoint} does not exist")
     images = find_images(input)

@@ -25,7 +25,7 @@ from torch import nn
 
 from detr_ft.command_line import hydra_app
 from detr_ft.model.backbone import stages_through
-from detr_ft.training.checkpoints import save_atomically
+from detr_ft.training.checkpoint_file import save_atomically
 
 log = logging.getLogger(__name__)
 

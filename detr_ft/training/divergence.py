@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 
 from detr_ft.model.matcher import NonFinitePredictions
-from detr_ft.training.checkpoints import LastCheckpoint
+from detr_ft.training.checkpoint_callbacks import LastCheckpoint
 
 
 class Diverged(FloatingPointError):

@@ -1,7 +1,8 @@
 """Early stopping on the monitored metric (`train.monitor`, the one the best checkpoint uses, read the same way:
-lower is better for losses, higher otherwise), with `train.early_stopping_patience` (null = off),
-`train.early_stopping_min_epochs` and `train.early_stopping_min_delta`; and the reason a run stopped, in words,
-for the summary and the MLflow tag `stop_reason`.
+lower is better for losses, higher otherwise), with `train.early_stopping_patience` (null = off) and
+`train.early_stopping_min_delta`; `train.early_stopping_min_epochs` is the Trainer's `min_epochs` (Lightning
+keeps a run going until then). And the reason a run stopped, in words, for the summary and the MLflow tag
+`stop_reason`.
 
 In a sweep each job has its own trainer and callback, so a stop ends that job only.
 """
@@ -11,58 +12,51 @@ import logging
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
 
-from detr_ft.training.checkpoints import monitor_mode
+from detr_ft.training.monitor import monitor_mode
 
 log = logging.getLogger(__name__)
 
 
 class EarlyStopping(LightningEarlyStopping):
     """Lightning's early stopping (patience counted in validations without an improvement of more than
-    `min_delta` over the best so far; a non-finite metric stops at once), plus: `patience=None` turns it off,
-    no stop before `min_epochs` epochs have run (the count goes on meanwhile), and `reason` says why it stopped.
+    `min_delta` over the best so far; a non-finite metric stops at once; any rank stopping stops all), plus:
+    `patience=None` turns it off, and `reason` says why it stopped. Only its public hooks are extended.
     """
 
-    def __init__(self, monitor: str, patience: int | None, min_epochs: int = 0, min_delta: float = 0.0):
+    def __init__(self, monitor: str, patience: int | None, min_delta: float = 0.0):
         super().__init__(monitor=monitor, patience=patience or 0, min_delta=min_delta, mode=monitor_mode(monitor))
         self.enabled = patience is not None
-        self.min_epochs = min_epochs
         self.best_epoch: int | None = None
         self.reason: str | None = None  # set when this callback stopped the run (this fit, not a resumed one's)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.enabled:
-            super().on_train_epoch_end(trainer, pl_module)
+            self._explained(trainer, lambda: super(EarlyStopping, self).on_train_epoch_end(trainer, pl_module))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.enabled:
-            super().on_validation_end(trainer, pl_module)
+            self._explained(trainer, lambda: super(EarlyStopping, self).on_validation_end(trainer, pl_module))
 
-    def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
-        metrics = trainer.callback_metrics
-        if trainer.fast_dev_run or not self._validate_condition_metric(metrics):
-            return
-        current = metrics[self.monitor].squeeze()
-        previous_best = self.best_score
-        should_stop, _ = self._evaluate_stopping_criteria(current)  # counts, and keeps the best
-        if self.best_score is not previous_best:
+    def _explained(self, trainer: pl.Trainer, check) -> None:
+        """Runs Lightning's check, then notes the best epoch and, when it said stop, why."""
+        previous_best, previous_stop = self.best_score, self.stopped_epoch
+        check()
+        if self.best_score is not previous_best:  # Lightning replaces best_score when a value improves on it
             self.best_epoch = trainer.current_epoch
-        should_stop = should_stop and trainer.current_epoch + 1 >= self.min_epochs  # epochs count from 0
-        should_stop = trainer.strategy.reduce_boolean_decision(should_stop, all=False)  # any rank stops all
-        if should_stop:
-            trainer.should_stop = True
-            self.stopped_epoch = trainer.current_epoch
+        if trainer.should_stop and self.stopped_epoch == trainer.current_epoch and self.stopped_epoch != previous_stop:
+            current = float(trainer.callback_metrics[self.monitor])
             every_epoch = trainer.check_val_every_n_epoch == 1 or self.monitor.startswith("train")
-            self.reason = self._describe_stop(float(current), trainer.current_epoch, every_epoch)
+            self.reason = self._describe_stop(current, trainer.current_epoch, every_epoch, trainer.min_epochs)
             log.info(self.reason)
 
-    def _describe_stop(self, current: float, epoch: int, every_epoch: bool) -> str:
+    def _describe_stop(self, current: float, epoch: int, every_epoch: bool, min_epochs: int | None) -> str:
         best = f"best {float(self.best_score):.4f} at epoch {self.best_epoch}"
         if current != current or current in (float("inf"), float("-inf")):
             return f"early stop after epoch {epoch}: {self.monitor} is {current}, not finite ({best})"
         return (
             f"early stop after epoch {epoch}: {self.monitor} did not improve by more than {abs(self.min_delta):g} "
             f"for {self.wait_count} {'epoch(s)' if every_epoch else 'validation(s)'} (patience {self.patience}"
-            + (f", min epochs {self.min_epochs}" if self.min_epochs else "")
+            + (f", min epochs {min_epochs}" if min_epochs else "")
             + f"); {best}"
         )
 

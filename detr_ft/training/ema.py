@@ -18,7 +18,8 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from detr_ft.training import checkpoints
+from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.training.checkpoint_file import ema_of, put_ema
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class WeightAverage:
         parameters = dict(self.model.named_parameters())
         unknown = sorted(set(state["weights"]) - set(parameters))
         if unknown:
-            raise checkpoints.CheckpointError(
+            raise CheckpointError(
                 f"the checkpoint's EMA weights name parameters this model lacks: {unknown[:5]}"
             )
         self.updates = int(state["updates"])
@@ -129,7 +130,7 @@ class ExponentialMovingAverage(pl.Callback):
             self.average = WeightAverage(pl_module.model, self.decay, self.warmup_steps)
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        saved = checkpoint.get(checkpoints.EMA)
+        saved = ema_of(checkpoint)
         if not self.enabled:
             if saved is not None:
                 log.warning("the resumed checkpoint holds EMA weights, but train.ema_decay is null: they are dropped")
@@ -178,4 +179,4 @@ class ExponentialMovingAverage(pl.Callback):
             return
         if self._swapped:  # a checkpoint written mid-validation: its state_dict holds the averages
             raise RuntimeError("a checkpoint was written while the EMA weights were swapped in")
-        checkpoint[checkpoints.EMA] = self.average.state_dict()
+        put_ema(checkpoint, self.average.state_dict())

@@ -12,7 +12,9 @@ is a named set of their values, and `train.*` overrides compose on top of it.
 import logging
 
 import pytorch_lightning as pl
-from omegaconf import OmegaConf
+from pytorch_lightning.loggers import MLFlowLogger
+
+from detr_ft import tracking
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +48,6 @@ class UnfreezePlan:
         if bad:
             raise ValueError(f"train.unfreeze_schedule epochs must be >= 0, got {bad}")
         self.start_epochs = self._start_epochs()
-
-    @classmethod
-    def from_train_config(cls, train_cfg, stages: list[str]) -> "UnfreezePlan":
-        """The plan the config's `train.*` strategy keys describe, for a backbone whose trainable stages are
-        `stages` (what train() logs and tags; BackboneUnfreezing gets the same keys through Hydra)."""
-        schedule = train_cfg.unfreeze_schedule
-        if schedule is not None and not isinstance(schedule, dict):
-            schedule = OmegaConf.to_container(schedule)
-        return cls(list(stages), train_cfg.freeze_backbone, train_cfg.unfreeze_backbone_at_epoch, schedule)
 
     def _start_epochs(self) -> dict[str, int]:
         if not self.freeze_backbone:
@@ -120,10 +113,11 @@ def preset_mismatch(preset: str, plan: UnfreezePlan) -> str | None:
 class BackboneUnfreezing(pl.Callback):
     """At each epoch start, asks the model to freeze/unfreeze its backbone stages as the plan says.
 
-    Built from the guide's keys (the finetune_strategy group writes them under `train.`); the plan is made
-    when training starts, from the model's trainable stages. The model does the freezing (detr_ft.model);
-    this only decides when. A stage unfrozen mid-run is reported to the LightningModule (`mark_unfrozen`)
-    so its learning rate warms up from that step.
+    Built from the guide's keys (the finetune_strategy group writes them under `train.`), the preset's name and
+    the run's epochs; the plan is made once when training starts, from the model's trainable stages, then
+    logged (with its warnings) and tagged on the MLflow run (`strategy`, `schedule`). The model does the
+    freezing (detr_ft.model); this only decides when. A stage unfrozen mid-run is reported to the
+    LightningModule (`mark_unfrozen`) so its learning rate warms up from that step.
     """
 
     def __init__(
@@ -131,12 +125,25 @@ class BackboneUnfreezing(pl.Callback):
         freeze_backbone: bool,
         unfreeze_backbone_at_epoch: int = -1,
         unfreeze_schedule: dict[str, int] | None = None,
+        preset: str | None = None,
+        epochs: int | None = None,
     ):
         self.settings = (freeze_backbone, unfreeze_backbone_at_epoch, unfreeze_schedule)
+        self.preset = preset
+        self.epochs = epochs
         self.plan: UnfreezePlan | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.plan = UnfreezePlan(list(pl_module.model.backbone.trainable_stages), *self.settings)
+        if not trainer.is_global_zero:
+            return
+        mismatch = preset_mismatch(self.preset, self.plan) if self.preset else None
+        for warning in ([mismatch] if mismatch else []) + self.plan.warnings(self.epochs or trainer.max_epochs):
+            log.warning(warning)
+        log.info("fine-tuning strategy %s: %s", self.plan.kind, self.plan.describe())
+        for logger in trainer.loggers:
+            if isinstance(logger, MLFlowLogger):
+                tracking.set_tags(logger, {"strategy": self.plan.kind, "schedule": self.plan.describe()})
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch

@@ -10,7 +10,7 @@ import torch
 from detr_ft import tracking
 from detr_ft.model import published_weights
 from detr_ft.model.checkpoints import CheckpointError, LoadReport, load_weights
-from detr_ft.training import checkpoints
+from detr_ft.training import checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def resolve_checkpoint_path(reference: str, tracking_uri: str) -> Path:
     if tracking.is_run_reference(reference):
         path = Path(tracking.resolve_checkpoint_reference(reference, tracking_uri))
     else:
-        path = checkpoints.in_run_folder(reference, "best")
+        path = checkpoint_file.in_run_folder(reference, "best")
     if not path.is_file():
         raise CheckpointError(
             f"train.checkpoint_path: {reference!r} is not a file (looked at {path.resolve()}). "
@@ -34,20 +34,43 @@ def resolve_checkpoint_path(reference: str, tracking_uri: str) -> Path:
     return path
 
 
-def _class_rows_by_name(checkpoint: checkpoints.Checkpoint, target_names: list[str]) -> list[int] | None:
+def _class_rows_by_name(checkpoint: checkpoint_file.Checkpoint, target_names: list[str]) -> list[int] | None:
     """For our own checkpoints: the source head's row of each target class, matched by class name,
     when every target class is known to the source (e.g. fine-tuning on a subset of its classes)."""
-    saved = checkpoint.category_map
-    if not saved:
+    source_names = checkpoint.class_names
+    if not source_names:
         return None
-    source_names = list(saved.get("names", []))
     if source_names == list(target_names) or not set(target_names) <= set(source_names):
         return None
     return [source_names.index(name) for name in target_names]
 
 
+def starting_points(train_cfg, tracking_uri: str) -> tuple[Path | None, Path | None]:
+    """(weights to fine-tune from, checkpoint to resume) from `train.checkpoint_path` / `train.resume_from`,
+    checked before any data is read."""
+    if train_cfg.resume_from:
+        return None, checkpoint_file.check_resumable(train_cfg.resume_from)
+    if train_cfg.checkpoint_path:
+        return resolve_checkpoint_path(str(train_cfg.checkpoint_path), tracking_uri), None
+    return None, None
+
+
+def load_starting_weights(model: torch.nn.Module, path: Path | None, class_names: list[str]) -> dict[str, str]:
+    """Load `path`'s weights into `model` when there is one; returns the run's tags that say what was loaded
+    (weights_from, class_head, query_embeddings)."""
+    if path is None:
+        return {}
+    report = load_initial_weights(model, path, class_names)
+    log.info("weights from %s: %s", path, report.summary())
+    return {
+        "weights_from": str(path),
+        "class_head": "re-initialised" if report.reinitialized else "loaded",
+        **({"query_embeddings": report.queries} if report.queries else {}),
+    }
+
+
 def load_initial_weights(model: torch.nn.Module, path: Path, class_names: list[str]) -> LoadReport:
     """Load fine-tuning weights into `model` (the file is read once); returns what was loaded, for the log."""
-    checkpoint = checkpoints.read(path)
+    checkpoint = checkpoint_file.read(path)
     class_ids = _class_rows_by_name(checkpoint, class_names)
     return load_weights(model, checkpoint.model_state, class_ids=class_ids, source=str(path))

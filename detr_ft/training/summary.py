@@ -4,10 +4,11 @@ weights they came from, why the run stopped, the checkpoints and the MLflow run.
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytorch_lightning as pl
 
-from detr_ft.training.checkpoints import BestCheckpoint, LastCheckpoint
+from detr_ft.training.checkpoint_callbacks import BestCheckpoint, LastCheckpoint
 from detr_ft.training.early_stopping import stop_reason
 from detr_ft.training.ema import ExponentialMovingAverage
 from detr_ft.training.evaluation import CocoEvaluation
@@ -57,6 +58,17 @@ class RunSummary:
             per_class=list(evaluation.best_per_class) if evaluation else [],
             per_class_epoch=evaluation.best_epoch if evaluation else None,
         )
+
+    @classmethod
+    def after_fit(
+        cls, trainer: pl.Trainer, logger, tracking_uri: str, weight_tags: dict[str, str], overrides: list[str]
+    ) -> "RunSummary":
+        """The summary of a finished fit, with what to type next (from the run's own command-line overrides)."""
+        summary = cls.from_trainer(trainer, logger, tracking_uri)
+        summary.tracking_note = logger.status_note() if logger is not None else None
+        summary.class_head = weight_tags.get("class_head")
+        summary.commands = next_commands(str(Path(summary.run_dir).resolve()), overrides)
+        return summary
 
     def tags(self) -> dict[str, str]:
         found = {"best_checkpoint": self.best_checkpoint, "last_checkpoint": self.last_checkpoint}

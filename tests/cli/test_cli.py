@@ -68,10 +68,13 @@ def test_every_experiment_composes_without_a_preset_warning(experiment):
 
 
 def _preset_warning(cfg) -> str | None:
+    from hydra.utils import instantiate
+
     from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
 
-    plan = UnfreezePlan.from_train_config(cfg.train, cfg.model.backbone.trainable_stages)
-    return preset_mismatch(cfg.finetune_strategy.name, plan)
+    callback = instantiate(cfg.callbacks.backbone_unfreezing)  # what the run's strategy callback is given
+    plan = UnfreezePlan(list(cfg.model.backbone.trainable_stages), *callback.settings)
+    return preset_mismatch(callback.preset, plan)
 
 
 @pytest.mark.parametrize(

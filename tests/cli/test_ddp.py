@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
 from detr_ft.config import ASSETS_DIR
-from detr_ft.training import checkpoints
+from detr_ft.training import checkpoint_file
 from tests.conftest import compose_config, run_app_with_mlflow
 
 # The shipped checkpoint on the classes it knows: a val/mAP well above 0, so equality means something.
@@ -34,7 +34,7 @@ def _one_process_metrics(checkpoint, tmp_path) -> dict[str, float]:
     cfg = compose_config(RUN, tmp_path / "single", tmp_path / "cache")
     datamodule = instantiate(cfg.data, batch_size=2, num_workers=0)
     model = instantiate(cfg.model, num_classes=datamodule.num_classes)
-    model.load_state_dict(checkpoints.read(checkpoint).model_state)
+    model.load_state_dict(checkpoint_file.read(checkpoint).model_state)
     module = instantiate(
         cfg.module, model=model, criterion=instantiate(cfg.criterion, num_classes=datamodule.num_classes)
     )

@@ -1,4 +1,4 @@
-"""The .ckpt file through its one owner (detr_ft.training.checkpoints): what a run writes, reading it for
+"""The .ckpt file through its one owner (detr_ft.training.checkpoint_file): what a run writes, reading it for
 fine-tuning and resume, the weights-only export, and writes that never leave a half-written file."""
 
 import errno
@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from detr_ft.model.checkpoints import CheckpointError, load_weights
 from detr_ft.train import train
-from detr_ft.training import checkpoints
+from detr_ft.training import checkpoint_file, run_folder
 from tests.model.helpers import tiny_detr
 
 
@@ -30,7 +30,7 @@ def tiny_run(tmp_path_factory, data_cache):
 def test_a_runs_checkpoints_hold_weights_config_and_category_map_as_plain_types(tiny_run):
     for path in (tiny_run.best_checkpoint, tiny_run.last_checkpoint):
         raw = torch.load(path, weights_only=True)  # plain types only: nothing in the file runs code
-        checkpoint = checkpoints.read(path)
+        checkpoint = checkpoint_file.read(path)
         assert checkpoint.source_format == "detr_ft" and checkpoint.resumable
         assert OmegaConf.create(checkpoint.config_yaml).model.backbone.name == "resnet18"
         assert checkpoint.category_map["names"] == ["circle", "square", "triangle", "cross"]
@@ -49,8 +49,8 @@ def tiny_detr_like(checkpoint):
 
 
 def test_the_export_is_a_small_weights_only_copy_that_cannot_be_resumed(tiny_run, tmp_path):
-    exported = checkpoints.export_weights(tiny_run.last_checkpoint, tmp_path / "small.ckpt", half=True)
-    copy, original = checkpoints.read(exported), checkpoints.read(tiny_run.last_checkpoint)
+    exported = checkpoint_file.export_weights(tiny_run.last_checkpoint, tmp_path / "small.ckpt", half=True)
+    copy, original = checkpoint_file.read(exported), checkpoint_file.read(tiny_run.last_checkpoint)
     assert not copy.resumable and copy.config_yaml == original.config_yaml
     assert all(
         copy.model_state[k].dtype == torch.float16
@@ -59,16 +59,16 @@ def test_the_export_is_a_small_weights_only_copy_that_cannot_be_resumed(tiny_run
     )
     assert exported.stat().st_size < 0.6 * original.path.stat().st_size  # no optimizer state, half precision
     with pytest.raises(CheckpointError, match="train.checkpoint_path instead"):
-        checkpoints.check_resumable(exported)
+        checkpoint_file.check_resumable(exported)
     with pytest.raises(FileExistsError, match="overwrite=true"):
-        checkpoints.export_weights(tiny_run.last_checkpoint, exported)
+        checkpoint_file.export_weights(tiny_run.last_checkpoint, exported)
 
 
 def test_a_failed_write_leaves_the_previous_file_whole_and_no_temporary(tmp_path):
-    path = checkpoints.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
+    path = checkpoint_file.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
     before = path.read_bytes()
     with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):  # a lambda does not pickle
-        checkpoints.save_atomically({"weights": torch.zeros(3), "not_a_tensor": lambda: None}, path)
+        checkpoint_file.save_atomically({"weights": torch.zeros(3), "not_a_tensor": lambda: None}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
@@ -78,41 +78,41 @@ def test_an_official_or_hugging_face_file_reads_as_its_layout(tmp_path):
     path = tmp_path / "detr.pth"
     state = {k.replace("class_head.", "class_embed."): v for k, v in source.state_dict().items()}
     torch.save({"model": state}, path)
-    checkpoint = checkpoints.read(path)
+    checkpoint = checkpoint_file.read(path)
     assert checkpoint.source_format == "official" and not checkpoint.resumable and checkpoint.config_yaml is None
     assert torch.equal(checkpoint.model_state["class_head.weight"], source.class_head.weight)
 
 
 def test_a_disk_full_write_keeps_the_previous_file_and_says_so(tmp_path, monkeypatch):
-    path = checkpoints.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
+    path = checkpoint_file.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
     before = path.read_bytes()
 
     def half_then_disk_full(contents, file):
         file.write(b"\x00" * 100)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoints.torch, "save", half_then_disk_full)
+    monkeypatch.setattr(checkpoint_file.torch, "save", half_then_disk_full)
     with pytest.raises(OSError, match="No space left.*previous file is intact"):
-        checkpoints.save_atomically({"weights": torch.zeros(3)}, path)
+        checkpoint_file.save_atomically({"weights": torch.zeros(3)}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
 KILLED_WRITER = """
 import sys, time, torch
-from detr_ft.training import checkpoints
+from detr_ft.training import checkpoint_file, run_folder
 def slow_save(contents, file):
     file.write(b"half of a checkpoint")
     file.flush()
     open(sys.argv[2], "w").close()  # tell the test the write is under way
     time.sleep(600)
-checkpoints.torch.save = slow_save
-checkpoints.save_atomically({"weights": torch.zeros(3)}, sys.argv[1])
+checkpoint_file.torch.save = slow_save
+checkpoint_file.save_atomically({"weights": torch.zeros(3)}, sys.argv[1])
 """
 
 
 def test_a_write_killed_midway_leaves_the_previous_file_whole(tmp_path):
-    path = checkpoints.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
+    path = checkpoint_file.save_atomically({"weights": torch.ones(3)}, tmp_path / "last.ckpt")
     started = tmp_path / "started"
     writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(started)])
     deadline = time.monotonic() + 120
@@ -122,7 +122,7 @@ def test_a_write_killed_midway_leaves_the_previous_file_whole(tmp_path):
     writer.send_signal(signal.SIGKILL)
     writer.wait(timeout=60)
     assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(3))
-    assert checkpoints.in_run_folder(tmp_path, "last") == path  # the partial .tmp is never taken for last.ckpt
+    assert checkpoint_file.in_run_folder(tmp_path, "last") == path  # the partial .tmp is never taken for last.ckpt
 
 
 class FitStarted(pl.Callback):
@@ -143,7 +143,7 @@ def test_an_unwritable_checkpoint_folder_fails_before_training(tiny_cfg, tmp_pat
 
 
 def test_too_little_free_space_fails_before_training(tiny_cfg, monkeypatch):
-    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**12, 10**12, 0))
+    monkeypatch.setattr(run_folder.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**12, 10**12, 0))
     fit = FitStarted()
     with pytest.raises(OSError, match=r"has 0 MiB free but this model's checkpoints need about \d+ MiB"):
         train(tiny_cfg(), callbacks=[fit])

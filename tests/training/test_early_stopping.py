@@ -1,5 +1,6 @@
 """Early stopping (`train.early_stopping_*`) on the monitored metric: when it stops for a recorded sequence
-of values (patience, min epochs, min delta, losses, non-finite values), and what the summary and MLflow say."""
+of values (patience, min delta, losses, non-finite values), the trainer's min epochs, and what the summary and
+MLflow say."""
 
 from types import SimpleNamespace
 
@@ -15,9 +16,12 @@ from detr_ft.training.early_stopping import EarlyStopping
 NEVER = None
 
 
-def stopping_epoch(callback: EarlyStopping, values: list[float], monitor: str = "val/mAP") -> int | None:
+def stopping_epoch(
+    callback: EarlyStopping, values: list[float], monitor: str = "val/mAP", min_epochs: int | None = None
+) -> int | None:
     """Feed `values` (one per epoch) to the callback as a trainer would; the epoch after which it stopped."""
     trainer = SimpleNamespace(
+        min_epochs=min_epochs,
         callback_metrics={},
         current_epoch=0,
         fast_dev_run=False,
@@ -42,17 +46,16 @@ SCORES = [0.1, 0.3, 0.2, 0.3, 0.25, 0.28, 0.9]  # best at epoch 1, then no impro
 
 
 @pytest.mark.parametrize(
-    "patience, min_epochs, min_delta, expected",
+    "patience, min_delta, expected",
     [
-        (2, 0, 0.0, 3),  # epochs 2 and 3 do not beat 0.3 (equal is no improvement)
-        (3, 0, 0.0, 4),
-        (2, 6, 0.0, 5),  # patience ran out at epoch 3, but 6 epochs must run first
-        (5, 0, 0.0, NEVER),  # epoch 6 improves before the patience runs out
-        (None, 0, 0.0, NEVER),  # off
+        (2, 0.0, 3),  # epochs 2 and 3 do not beat 0.3 (equal is no improvement)
+        (3, 0.0, 4),
+        (5, 0.0, NEVER),  # epoch 6 improves before the patience runs out
+        (None, 0.0, NEVER),  # off
     ],
 )
-def test_it_stops_after_the_epoch_the_patience_runs_out(patience, min_epochs, min_delta, expected):
-    callback = EarlyStopping("val/mAP", patience=patience, min_epochs=min_epochs, min_delta=min_delta)
+def test_it_stops_after_the_epoch_the_patience_runs_out(patience, min_delta, expected):
+    callback = EarlyStopping("val/mAP", patience=patience, min_delta=min_delta)
     assert stopping_epoch(callback, SCORES) == expected
 
 
@@ -74,8 +77,8 @@ def test_a_non_finite_metric_stops_at_once_and_says_so():
 
 
 def test_the_reason_gives_the_epoch_the_patience_and_the_best():
-    callback = EarlyStopping("val/mAP", patience=2, min_epochs=3, min_delta=0.001)
-    assert stopping_epoch(callback, SCORES) == 3
+    callback = EarlyStopping("val/mAP", patience=2, min_delta=0.001)
+    assert stopping_epoch(callback, SCORES, min_epochs=3) == 3
     assert callback.reason == (
         "early stop after epoch 3: val/mAP did not improve by more than 0.001 for 2 epoch(s) "
         "(patience 2, min epochs 3); best 0.3000 at epoch 1"
@@ -108,6 +111,18 @@ def test_a_run_stops_early_and_the_summary_and_mlflow_say_why(tiny_cfg, tmp_path
     assert torch.load(summary.last_checkpoint, weights_only=True)["epoch"] == 3  # epochs 4-6 never ran
     tags = MlflowClient(uri).get_run(summary.mlflow_run_id).data.tags
     assert tags["stop_reason"] == summary.stop_reason
+
+
+def test_no_run_stops_before_its_min_epochs(tiny_cfg):
+    cfg = tiny_cfg(
+        "train.epochs=7", "train.monitor=test/score", "train.early_stopping_patience=2", "train.early_stopping_min_epochs=6"
+    )
+    summary = train(cfg, callbacks=[ScriptedScore(SCORES)])
+    assert torch.load(summary.last_checkpoint, weights_only=True)["epoch"] == 5  # patience ran out at 3; 6 epochs ran
+    assert summary.stop_reason == (
+        "early stop after epoch 5: test/score did not improve by more than 0 for 4 epoch(s) "
+        "(patience 2, min epochs 6); best 0.3000 at epoch 1"
+    )
 
 
 def test_a_run_without_early_stopping_says_it_ran_all_its_epochs(tiny_cfg):

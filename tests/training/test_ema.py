@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 from mlflow.tracking import MlflowClient
 
-from detr_ft.predict import Detector
+from detr_ft.inference import Detector
 from detr_ft.train import train
-from detr_ft.training import checkpoints
+from detr_ft.training import checkpoint_file
 from detr_ft.training.ema import ExponentialMovingAverage, WeightAverage
 from detr_ft.training.evaluation import DetectionEvaluator
 from tests.conftest import compose_config
@@ -173,18 +173,18 @@ def test_the_checkpoint_holds_raw_and_ema_weights_and_read_gives_the_ema_model(e
     assert all(
         torch.equal(raw["state_dict"]["model." + k], v) for k, v in model_raw.items()
     )  # training goes on from these
-    assert raw[checkpoints.EMA]["updates"] == 8
-    assert all(torch.equal(raw[checkpoints.EMA]["weights"][k], v) for k, v in trajectory.ema.averages.items())
+    assert raw[checkpoint_file.EMA]["updates"] == 8
+    assert all(torch.equal(raw[checkpoint_file.EMA]["weights"][k], v) for k, v in trajectory.ema.averages.items())
 
-    read = checkpoints.read(summary.last_checkpoint)
+    read = checkpoint_file.read(summary.last_checkpoint)
     assert read.weights == "ema" and read.metadata["weights"] == "ema"
     averaged = trajectory.ema.averaged_state()
     assert set(read.model_state) == set(model_raw)
     assert all(torch.equal(read.model_state[k], averaged[k]) for k in averaged)
     assert not torch.equal(read.model_state[HEAD], model_raw[HEAD])
     layer1 = "backbone.body.layer1.0.conv1.weight"  # never trained: the raw value, with no EMA copy stored
-    assert layer1 not in raw[checkpoints.EMA]["weights"] and torch.equal(read.model_state[layer1], model_raw[layer1])
-    assert checkpoints.read(summary.best_checkpoint).weights == "ema"
+    assert layer1 not in raw[checkpoint_file.EMA]["weights"] and torch.equal(read.model_state[layer1], model_raw[layer1])
+    assert checkpoint_file.read(summary.best_checkpoint).weights == "ema"
 
 
 def test_predict_and_export_use_the_ema_weights(ema_run, tmp_path):
@@ -192,8 +192,8 @@ def test_predict_and_export_use_the_ema_weights(ema_run, tmp_path):
     detector = Detector(summary.last_checkpoint, device="cpu")
     assert all(torch.equal(v, averaged[k]) for k, v in detector.model.state_dict().items())
 
-    exported = checkpoints.read(
-        checkpoints.export_weights(summary.last_checkpoint, tmp_path / "small.ckpt", half=False)
+    exported = checkpoint_file.read(
+        checkpoint_file.export_weights(summary.last_checkpoint, tmp_path / "small.ckpt", half=False)
     )
     assert exported.weights == "ema"
     assert all(torch.equal(exported.model_state[k], averaged[k]) for k in averaged)
@@ -238,15 +238,15 @@ def test_a_resume_restores_raw_and_ema_weights_exactly_and_goes_on_averaging(ema
     ]
     train(compose_config(overrides, ema_run["root"] / "resumed", data_cache), callbacks=[restored])
     assert restored.updates == 8 and restored.final_updates == 12
-    assert restored.averages.keys() == saved[checkpoints.EMA]["weights"].keys()
-    assert all(torch.equal(v, saved[checkpoints.EMA]["weights"][k]) for k, v in restored.averages.items())
+    assert restored.averages.keys() == saved[checkpoint_file.EMA]["weights"].keys()
+    assert all(torch.equal(v, saved[checkpoint_file.EMA]["weights"][k]) for k, v in restored.averages.items())
     assert all(torch.equal(v, saved["state_dict"]["model." + k]) for k, v in restored.raw.items())
 
 
 def test_without_ema_the_checkpoint_has_raw_weights_only(tiny_cfg):
     summary = train(tiny_cfg())
-    assert checkpoints.EMA not in torch.load(summary.last_checkpoint, weights_only=True)
-    assert checkpoints.read(summary.last_checkpoint).weights == "raw" and summary.eval_weights == "raw"
+    assert checkpoint_file.EMA not in torch.load(summary.last_checkpoint, weights_only=True)
+    assert checkpoint_file.read(summary.last_checkpoint).weights == "raw" and summary.eval_weights == "raw"
 
 
 def test_fine_tuning_from_an_ema_run_starts_from_its_ema_weights(ema_run, tiny_cfg):

@@ -5,7 +5,7 @@ import torch
 
 from detr_ft.model.checkpoints import CheckpointError
 from detr_ft.train import train
-from detr_ft.training import checkpoints
+from detr_ft.training import checkpoint_file
 
 
 def test_missing_checkpoint_fails_before_any_data_is_read(tiny_cfg, tmp_path):
@@ -91,7 +91,7 @@ def test_the_default_weights_follow_the_model_so_changing_model_never_breaks_the
     expected = {"detr_small": "asset", "detr_r50": "detr-r50", "detr_r101": "detr-r101"}.get(option)
     if expected == "asset":
         model = instantiate(cfg.model, num_classes=4)  # the asset's own class count: every tensor must fit
-        load_weights(model, checkpoints.read(default).model_state, strict=True)
+        load_weights(model, checkpoint_file.read(default).model_state, strict=True)
     elif expected is None:
         assert default is None
     else:
