@@ -12,8 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from detr_ft.command_line import hydra_app
 from detr_ft.atomic_write import atomic_path
+from detr_ft.command_line import hydra_app
 from detr_ft.config import exit_if_missing
 from detr_ft.training.checkpoint_file import export_weights
 
@@ -23,8 +23,8 @@ FORMATS = ("ckpt", "onnx")
 def export_to_onnx(checkpoint: str, output: str, image_size: int, opset: int, overwrite: bool) -> Path:
     """The checkpoint's model (rebuilt from its stored config, as predict does) as ONNX, written to a temporary
     name and renamed: an existing file is replaced only with overwrite, and never left half-written."""
-    from detr_ft.model.onnx_export import export_onnx
     from detr_ft.inference import Detector
+    from detr_ft.model.onnx_export import export_onnx
 
     target = Path(output)
     if target.exists() and not overwrite:

@@ -70,7 +70,8 @@ class Checkpoint:
 
 def metadata_entry(config_yaml: str, category_map: dict, mlflow_run: dict | None) -> dict[str, dict]:
     """Our entry of a checkpoint being written, ready to merge into Lightning's dictionary."""
-    return {METADATA: {"config": config_yaml, "category_map": category_map, **({"mlflow_run": dict(mlflow_run)} if mlflow_run else {})}}
+    entry = {"config": config_yaml, "category_map": category_map}
+    return {METADATA: entry | ({"mlflow_run": dict(mlflow_run)} if mlflow_run else {})}
 
 
 def put_ema(checkpoint: dict, state: dict) -> None:

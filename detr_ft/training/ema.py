@@ -95,9 +95,7 @@ class WeightAverage:
         parameters = dict(self.model.named_parameters())
         unknown = sorted(set(state["weights"]) - set(parameters))
         if unknown:
-            raise CheckpointError(
-                f"the checkpoint's EMA weights name parameters this model lacks: {unknown[:5]}"
-            )
+            raise CheckpointError(f"the checkpoint's EMA weights name parameters this model lacks: {unknown[:5]}")
         self.updates = int(state["updates"])
         self.averages = {k: v.detach().clone().to(parameters[k].device) for k, v in state["weights"].items()}
         self._trainable = None  # re-pair with the model's parameters at the next update

@@ -15,6 +15,7 @@ from detr_ft.training.coco_backends import CocoEvalOutput, resolve_backend, run_
 from detr_ft.training.confusion import confusion_matrix, write_confusion_csv
 from detr_ft.training.detection_rows import COLUMNS, gather_rows, pack_results, unpack_results
 from detr_ft.training.detections import postprocess, to_coco_results
+from detr_ft.training.monitor import BestSoFar
 from detr_ft.training.per_class import ClassAP, append_csv, metric_name, per_class_ap, write_csv
 
 # Our metric names (logged as val/<name>) -> index in COCOeval.stats.
@@ -49,11 +50,6 @@ def evaluate_coco(
     metrics = {name: float(max(0.0, output.stats[index])) for name, index in METRICS.items()}
     per_class = per_class_ap(output.precision, output.category_ids, coco_gt, image_ids)
     return CocoScores(metrics, per_class, output, image_ids)
-
-
-def coco_metrics(coco_gt, results: list[dict], image_ids: list[int] | None = None, backend: str = "auto") -> dict:
-    """`evaluate_coco`'s overall metrics only."""
-    return evaluate_coco(coco_gt, results, image_ids, backend).metrics
 
 
 class DetectionEvaluator:
@@ -94,9 +90,6 @@ class DetectionEvaluator:
         seen = None if all_images else sorted({int(i) for i in rows[:, 0].long().tolist()})
         return evaluate_coco(coco_gt, unpack_results(rows), seen, self.backend)
 
-    def compute(self, coco_gt, all_images: bool = False) -> dict[str, float]:
-        return self.evaluate(coco_gt, all_images).metrics
-
 
 class CocoEvaluation(pl.Callback):
     """Scores every validation epoch against the datamodule's validation annotations and logs `val/<metric>`
@@ -132,8 +125,7 @@ class CocoEvaluation(pl.Callback):
         self.score_threshold = score_threshold
         self.evaluator: DetectionEvaluator | None = None
         self.latest: CocoScores | None = None  # this epoch's, until on_validation_end has judged it
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
+        self.best = BestSoFar(self.monitor)
         self.best_per_class: list[dict] = []  # ClassAP rows as dicts (kept in checkpoints: plain types)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -170,12 +162,8 @@ class CocoEvaluation(pl.Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if trainer.sanity_checking or scores is None or value is None:
             return
-        value = float(value)
-        if self.best_value is not None:
-            better = value < self.best_value if "loss" in self.monitor else value > self.best_value
-            if not better:
-                return
-        self.best_value, self.best_epoch = value, trainer.current_epoch
+        if not self.best.offer(float(value), trainer.current_epoch):
+            return
         self.best_per_class = [asdict(row) for row in scores.per_class]
         if trainer.is_global_zero:
             self._write_best(trainer, scores)
@@ -211,10 +199,13 @@ class CocoEvaluation(pl.Callback):
         for path in files:
             tracking.log_artifact(trainer.loggers, path, "evaluation")
 
+    @property
+    def best_epoch(self) -> int | None:
+        return self.best.epoch
+
     def state_dict(self) -> dict:
-        return {"best_value": self.best_value, "best_epoch": self.best_epoch, "best_per_class": self.best_per_class}
+        return {**self.best.state_dict(), "best_per_class": self.best_per_class}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.best_value = state_dict.get("best_value", state_dict.get("best_map"))  # best_map: older checkpoints
-        self.best_epoch = state_dict.get("best_epoch")
+        self.best.load_state_dict(state_dict)
         self.best_per_class = list(state_dict.get("best_per_class", []))

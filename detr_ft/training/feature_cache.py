@@ -25,12 +25,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 
+from detr_ft.atomic_write import atomic_path, write_text_atomically
 from detr_ft.training.finetuning import UnfreezePlan
 
 log = logging.getLogger(__name__)
@@ -118,15 +119,8 @@ class FeatureStore:
         self._remember(key, tensor)
         path = self.path(group, key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
-            try:
-                with os.fdopen(handle, "wb") as file:
-                    torch.save({"features": tensor}, file)
-                os.replace(temporary, path)  # atomic: parallel jobs never read a half-written file
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as temporary:  # parallel jobs never read a half-written file
+                torch.save({"features": tensor}, temporary)
         except OSError as error:  # disk full, quota: keep training, from memory only
             if not self._write_failed:
                 log.warning("feature cache: cannot write %s (%s); caching in memory only", path, error)
@@ -143,11 +137,7 @@ class FeatureStore:
         path = self.directory / group / "about.json"
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".about.", suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            json.dump(description, file, indent=2)
-        os.replace(temporary, path)
+        write_text_atomically(path, json.dumps(description, indent=2))
 
 
 class BackboneFeatureCache(pl.Callback):
@@ -276,7 +266,10 @@ class BackboneFeatureCache(pl.Callback):
 
 def feature_cache_for_run(train_cfg, model: torch.nn.Module, datamodule) -> BackboneFeatureCache:
     """The cache train() uses when train.cache_backbone_features is true; refuses settings it would get wrong."""
-    plan = UnfreezePlan.from_train_config(train_cfg, model.backbone.trainable_stages)
+    schedule = train_cfg.unfreeze_schedule
+    schedule = OmegaConf.to_container(schedule) if schedule is not None else None
+    stages = list(model.backbone.trainable_stages)
+    plan = UnfreezePlan(stages, train_cfg.freeze_backbone, train_cfg.unfreeze_backbone_at_epoch, schedule)
     check_cacheable(plan, train_cfg.epochs, datamodule.deterministic_transform("train"))
     splits = {split: (datamodule.dataset(split), datamodule.deterministic_transform(split)) for split in SPLITS}
     directory = train_cfg.feature_cache_dir or Path(os.environ.get("DETR_FT_CACHE", "~/.cache/detr_ft")) / "features"

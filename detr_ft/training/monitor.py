@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 
 def monitor_mode(monitor: str) -> str:
-    """"min" for losses (lower is better), "max" for everything else (mAP, AR, ...)."""
+    """ "min" for losses (lower is better), "max" for everything else (mAP, AR, ...)."""
     return "min" if "loss" in monitor else "max"
 
 

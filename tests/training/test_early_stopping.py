@@ -115,7 +115,10 @@ def test_a_run_stops_early_and_the_summary_and_mlflow_say_why(tiny_cfg, tmp_path
 
 def test_no_run_stops_before_its_min_epochs(tiny_cfg):
     cfg = tiny_cfg(
-        "train.epochs=7", "train.monitor=test/score", "train.early_stopping_patience=2", "train.early_stopping_min_epochs=6"
+        "train.epochs=7",
+        "train.monitor=test/score",
+        "train.early_stopping_patience=2",
+        "train.early_stopping_min_epochs=6",
     )
     summary = train(cfg, callbacks=[ScriptedScore(SCORES)])
     assert torch.load(summary.last_checkpoint, weights_only=True)["epoch"] == 5  # patience ran out at 3; 6 epochs ran

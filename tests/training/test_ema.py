@@ -151,7 +151,7 @@ def _evaluate(module, datamodule, state: dict) -> tuple[float, float]:
             total += float(module.criterion(outputs, targets)["loss"]) * len(targets)
             count += len(targets)
             evaluator.update(outputs, targets)
-    mean_ap = evaluator.compute(datamodule.val_dataset.coco)["mAP"]
+    mean_ap = evaluator.evaluate(datamodule.val_dataset.coco).metrics["mAP"]
     model.load_state_dict(saved)
     return total / count, mean_ap
 
@@ -183,7 +183,8 @@ def test_the_checkpoint_holds_raw_and_ema_weights_and_read_gives_the_ema_model(e
     assert all(torch.equal(read.model_state[k], averaged[k]) for k in averaged)
     assert not torch.equal(read.model_state[HEAD], model_raw[HEAD])
     layer1 = "backbone.body.layer1.0.conv1.weight"  # never trained: the raw value, with no EMA copy stored
-    assert layer1 not in raw[checkpoint_file.EMA]["weights"] and torch.equal(read.model_state[layer1], model_raw[layer1])
+    assert layer1 not in raw[checkpoint_file.EMA]["weights"]
+    assert torch.equal(read.model_state[layer1], model_raw[layer1])
     assert checkpoint_file.read(summary.best_checkpoint).weights == "ema"
 
 

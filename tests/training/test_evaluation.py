@@ -7,7 +7,7 @@ import torch
 
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.coco import coco_from_dict
-from detr_ft.training.evaluation import METRICS, DetectionEvaluator, coco_metrics
+from detr_ft.training.evaluation import METRICS, DetectionEvaluator, evaluate_coco
 
 # Category ids that start neither at 0 nor at 1 and are not contiguous, as in real files.
 CATEGORIES = [{"id": 12, "name": "cat"}, {"id": 40, "name": "dog"}]
@@ -45,7 +45,7 @@ def perfect_results() -> list[dict]:
 
 @pytest.mark.parametrize("backend", ["pycocotools", "faster_coco_eval"])
 def test_perfect_detections_score_one_and_stay_quiet(coco, capsys, backend):
-    metrics = coco_metrics(coco, perfect_results(), backend=backend)
+    metrics = evaluate_coco(coco, perfect_results(), backend=backend).metrics
     assert set(metrics) == {"mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large", "AR100"}
     for name, value in metrics.items():
         assert value == pytest.approx(1.0), name
@@ -58,7 +58,7 @@ def test_shifted_boxes_lower_the_scores(coco, backend):
     for result in shifted:
         x, y, w, h = result["bbox"]
         result["bbox"] = [x + 0.3 * w, y, w, h]  # IoU 0.54: a hit at 0.5, a miss from 0.55 on
-    metrics = coco_metrics(coco, shifted, backend=backend)
+    metrics = evaluate_coco(coco, shifted, backend=backend).metrics
     assert metrics["mAP50"] == pytest.approx(1.0)
     assert metrics["mAP75"] == pytest.approx(0.0)
     assert 0.0 < metrics["mAP"] < 0.2
@@ -67,24 +67,24 @@ def test_shifted_boxes_lower_the_scores(coco, backend):
 def test_labels_instead_of_file_category_ids_score_zero(coco):
     # What a forgotten label -> category id mapping gives: 0 and 1 are not the file's ids 12 and 40.
     wrong = [{**r, "category_id": [12, 40].index(r["category_id"])} for r in perfect_results()]
-    assert coco_metrics(coco, wrong)["mAP"] == 0.0
+    assert evaluate_coco(coco, wrong).metrics["mAP"] == 0.0
 
 
 def test_images_without_results_count_as_misses(coco):
     partial = [r for r in perfect_results() if r["image_id"] != 103]
-    everywhere = coco_metrics(coco, partial)
+    everywhere = evaluate_coco(coco, partial).metrics
     assert everywhere["AR100"] == pytest.approx((2 / 3 + 1) / 2)  # per category: 2 of 3 cats, every dog
     assert everywhere["mAP_large"] < 1.0
-    assert coco_metrics(coco, partial, image_ids=[101, 102])["mAP"] == pytest.approx(1.0)
+    assert evaluate_coco(coco, partial, image_ids=[101, 102]).metrics["mAP"] == pytest.approx(1.0)
 
 
 def test_empty_results_give_zeros(coco):
-    assert coco_metrics(coco, []) == dict.fromkeys(METRICS, 0.0)
+    assert evaluate_coco(coco, []).metrics == dict.fromkeys(METRICS, 0.0)
 
 
 def test_results_for_unknown_images_are_refused(coco):
     with pytest.raises(ValueError, match="999"):
-        coco_metrics(coco, [{"image_id": 999, "category_id": 12, "bbox": [0, 0, 1, 1], "score": 1.0}])
+        evaluate_coco(coco, [{"image_id": 999, "category_id": 12, "bbox": [0, 0, 1, 1], "score": 1.0}])
 
 
 def model_outputs(image_records: list[dict], category_map: CategoryMap, queries: int = 4):
@@ -112,9 +112,9 @@ def test_evaluator_scores_model_outputs_in_original_pixels_and_file_ids(coco):
     evaluator.update(*model_outputs(IMAGES[2:], category_map))
     assert len(evaluator.results) == 3 * 4  # every query of every image is a ranked candidate
     assert {r["category_id"] for r in evaluator.results} == {12, 40}
-    assert evaluator.compute(coco)["mAP"] == pytest.approx(1.0)
+    assert evaluator.evaluate(coco).metrics["mAP"] == pytest.approx(1.0)
 
     evaluator.reset()
     evaluator.update(*model_outputs(IMAGES[:2], category_map))
-    assert evaluator.compute(coco)["mAP"] == pytest.approx(1.0)  # scored on the images it saw
-    assert evaluator.compute(coco, all_images=True)["AR100"] == pytest.approx((2 / 3 + 1) / 2)  # 103 missed
+    assert evaluator.evaluate(coco).metrics["mAP"] == pytest.approx(1.0)  # scored on the images it saw
+    assert evaluator.evaluate(coco, all_images=True).metrics["AR100"] == pytest.approx((2 / 3 + 1) / 2)  # 103 missed
