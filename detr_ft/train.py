@@ -4,6 +4,8 @@
 `main()` is only the @hydra.main shell; `train(cfg)` does the work, so tests call it directly.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -13,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from detr_ft import sweep, tracking
 from detr_ft.command_line import hydra_app
-from detr_ft.config import check_train_values, check_trainer_keys
+from detr_ft.config_checks import check_config
 from detr_ft.training.checkpoint_file import mlflow_run_to_continue
 from detr_ft.training.initial_weights import load_starting_weights, starting_points
 from detr_ft.training.run_folder import check_run_folder, refuse_to_overwrite
@@ -41,50 +43,53 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     }
     resume_run_id = mlflow_run_to_continue(cfg.train.resume_from, cfg.logger.tracking_uri)
     logger = instantiate(cfg.logger, run_name=cfg.logger.run_name or run_name, tags=tags, resume_run_id=resume_run_id)
+    with _failure_recorded(logger):
+        check_config(cfg)
+        run_dir = Path(cfg.run_dir)
+        refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))
+        pl.seed_everything(cfg.train.seed, workers=True)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        if logger is not None:
+            logger.log_hyperparams(config)
+        weights_path, resume_path = starting_points(cfg.train, cfg.logger.tracking_uri)  # before data is read
+
+        datamodule = instantiate(cfg.data)
+        model = instantiate(cfg.model, num_classes=datamodule.num_classes)
+        check_run_folder(run_dir / "checkpoints", model)  # unwritable or full: say so before training
+        criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
+        weight_tags = load_starting_weights(model, weights_path, datamodule.class_names)
+        tracking.set_tags(logger, weight_tags)
+        module = instantiate(cfg.module, model=model, criterion=criterion)
+        resolved = OmegaConf.to_yaml(config)  # stored in every checkpoint and beside them
+        own = {"run_metadata": {"config_yaml": resolved}}  # the one value a node cannot interpolate: the config
+        built = [instantiate(node, **own.get(key, {})) for key, node in cfg.callbacks.items() if node is not None]
+        trainer = instantiate(cfg.trainer, callbacks=built + list(callbacks or []))
+        trainer.loggers = [logger, *trainer.loggers] if logger is not None else trainer.loggers  # MLflow first
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        summary = RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)
+        if not trainer.is_global_zero:  # under DDP the first process writes, logs and prints for all
+            return summary
+        (run_dir / "config.yaml").write_text(resolved)
+        uploads = [run_dir / "config.yaml", run_dir / "val_detections_best.json"]
+        if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
+            uploads.append(Path(summary.best_checkpoint))
+        tracking.log_run_end(logger, summary.tags(), uploads)
+        if cfg.train.resume_from:
+            sweep.after_resumed_job(logger)
+        print_summary(summary)
+        return summary
+
+
+@contextmanager
+def _failure_recorded(logger) -> Iterator[None]:
+    """Any error below marks the MLflow run FAILED with its message, then goes on up."""
     try:
-        return _fit(cfg, logger, callbacks or [])
+        yield
     except Exception as error:
         tracking.mark_failed(logger, error)
         raise
-
-
-def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSummary:
-    check_train_values(cfg.train)
-    check_trainer_keys(cfg.trainer)
-    run_dir = Path(cfg.run_dir)
-    refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))
-    pl.seed_everything(cfg.train.seed, workers=True)
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)  # stored in every checkpoint and beside them
-    if logger is not None:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    weights_path, resume_path = starting_points(cfg.train, cfg.logger.tracking_uri)  # checked before data is read
-
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, num_classes=datamodule.num_classes)
-    check_run_folder(run_dir / "checkpoints", model)  # unwritable or full: say so before training
-    criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
-    weight_tags = load_starting_weights(model, weights_path, datamodule.class_names)
-    tracking.set_tags(logger, weight_tags)
-    module = instantiate(cfg.module, model=model, criterion=criterion)
-    own = {"run_metadata": {"config_yaml": resolved}}  # the one value a node cannot interpolate: the whole config
-    callbacks = [instantiate(node, **own.get(name, {})) for name, node in cfg.callbacks.items() if node is not None]
-    loggers = [*([logger] if logger is not None else []), *instantiate(cfg.trainer.logger)]
-    trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks + extra_callbacks)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
-
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    summary = RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)
-    if not trainer.is_global_zero:  # under DDP the first process writes, logs and prints for all
-        return summary
-    (run_dir / "config.yaml").write_text(resolved)
-    uploads = [run_dir / "config.yaml", run_dir / "val_detections_best.json"]
-    if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
-        uploads.append(Path(summary.best_checkpoint))
-    tracking.log_run_end(logger, summary.tags(), uploads)
-    if cfg.train.resume_from:
-        sweep.after_resumed_job(logger)
-    print_summary(summary)
-    return summary
 
 
 @hydra_app("config")

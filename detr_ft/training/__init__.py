@@ -6,9 +6,14 @@
   (not `strategy`: Lightning owns that word);
 - `ema.py`: the EMA of the weights (`train.ema_decay`), validated with and stored in every checkpoint;
 - `early_stopping.py`: early stopping on the monitored metric, and why a run stopped;
-- `checkpoints.py`: the ONE owner of the `.ckpt` file (what it holds, atomic writes, the best/last
-  callbacks, reading it for resume, fine-tuning, predict and export);
+- `monitor.py`: which direction of the monitored metric is better, and the best value so far;
+- `checkpoint_file.py`: the ONE owner of the `.ckpt` file (what it holds and how it is written and read
+  back for resume, fine-tuning, predict and export; the EMA entry; the stored config and class names);
+- `checkpoint_callbacks.py`: the best/last checkpoint callbacks, the run metadata, the atomic writer plugin;
+- `run_folder.py`: a run folder is never overwritten, and is writable with room for its checkpoints;
 - `initial_weights.py`: `train.checkpoint_path` (file, MLflow run id, `runs:/`) into the model;
+- `metrics_csv.py`: `<run_dir>/metrics.csv` through Lightning's CSVLogger;
+- `startup_report.py`: objects per train image against the model's query count, at fit start;
 - `evaluation.py` + `detections.py`: COCO metrics gathered across ranks, the best epoch's detections JSON;
 - `pictures.py`: drawing detections, and the per-epoch prediction-picture callback;
 - `summary.py`: the end-of-run table, from the trainer's metrics and the checkpoint callbacks' state;

@@ -74,13 +74,16 @@ def metadata_entry(config_yaml: str, category_map: dict, mlflow_run: dict | None
     return {METADATA: entry | ({"mlflow_run": dict(mlflow_run)} if mlflow_run else {})}
 
 
-def put_ema(checkpoint: dict, state: dict) -> None:
-    checkpoint[EMA] = state
+def put_ema(checkpoint: dict, weights: dict, updates: int, decay: float, warmup_steps: float) -> None:
+    """Our EMA entry in a checkpoint being written: the averaged parameters by the model's names, the number of
+    optimizer steps averaged, and the settings (for a reader; a resume keeps its own)."""
+    checkpoint[EMA] = {"weights": dict(weights), "updates": updates, "decay": decay, "warmup_steps": warmup_steps}
 
 
-def ema_of(checkpoint: dict) -> dict | None:
-    """The EMA entry of a checkpoint dictionary being loaded (None when the run had no EMA)."""
-    return checkpoint.get(EMA)
+def ema_of(checkpoint: dict) -> tuple[dict[str, torch.Tensor], int] | None:
+    """(averaged parameters, optimizer steps averaged) of a checkpoint being loaded; None when it has no EMA."""
+    entry = checkpoint.get(EMA)
+    return None if entry is None else (entry["weights"], int(entry["updates"]))
 
 
 def read(path: str | Path) -> Checkpoint:

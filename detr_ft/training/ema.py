@@ -86,18 +86,14 @@ class WeightAverage:
             parameters[name].copy_(average)
             average.copy_(raw)
 
-    def state_dict(self) -> dict:
-        settings = {"decay": self.decay, "warmup_steps": self.warmup_steps}
-        return {**settings, "updates": self.updates, "weights": dict(self.averages)}
-
-    def load_state_dict(self, state: dict) -> None:
+    def restore(self, weights: dict[str, torch.Tensor], updates: int) -> None:
         """Restore the averages and the step count of a checkpoint (the decay settings stay this run's)."""
         parameters = dict(self.model.named_parameters())
-        unknown = sorted(set(state["weights"]) - set(parameters))
+        unknown = sorted(set(weights) - set(parameters))
         if unknown:
             raise CheckpointError(f"the checkpoint's EMA weights name parameters this model lacks: {unknown[:5]}")
-        self.updates = int(state["updates"])
-        self.averages = {k: v.detach().clone().to(parameters[k].device) for k, v in state["weights"].items()}
+        self.updates = updates
+        self.averages = {k: v.detach().clone().to(parameters[k].device) for k, v in weights.items()}
         self._trainable = None  # re-pair with the model's parameters at the next update
 
 
@@ -115,7 +111,7 @@ class ExponentialMovingAverage(pl.Callback):
         self.decay = decay
         self.warmup_steps = warmup_steps
         self.average: WeightAverage | None = None
-        self._restored: dict | None = None
+        self._restored: tuple[dict, int] | None = None  # (averages, updates) of a resumed checkpoint
         self._last_step: int | None = None
         self._swapped = False
 
@@ -142,7 +138,7 @@ class ExponentialMovingAverage(pl.Callback):
         if self.average is None:
             return
         if self._restored is not None:
-            self.average.load_state_dict(self._restored)
+            self.average.restore(*self._restored)
             self._restored = None
         self._last_step = trainer.global_step
 
@@ -177,4 +173,5 @@ class ExponentialMovingAverage(pl.Callback):
             return
         if self._swapped:  # a checkpoint written mid-validation: its state_dict holds the averages
             raise RuntimeError("a checkpoint was written while the EMA weights were swapped in")
-        put_ema(checkpoint, self.average.state_dict())
+        average = self.average
+        put_ema(checkpoint, average.averages, average.updates, average.decay, average.warmup_steps)

@@ -28,7 +28,7 @@ def test_every_config_group_option_builds_what_it_names(group, option):
     weights, no download), trainers into valid Trainer arguments, strategies into their preset's plan."""
     from hydra.utils import instantiate
 
-    from detr_ft.config import check_trainer_keys
+    from detr_ft.config_checks import check_trainer_keys
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):

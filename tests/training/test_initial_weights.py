@@ -42,7 +42,7 @@ def test_a_fine_tune_with_fewer_queries_than_objects_loads_and_warns_at_start_up
     the 10-query checkpoint loads into the 2-query model, reported like the class head."""
     pretrained = train(tiny_cfg())
     limits = ("trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
-    with caplog.at_level("INFO", logger="detr_ft.train"):
+    with caplog.at_level("INFO", logger="detr_ft"):
         train(tiny_cfg("model.num_queries=2", f"train.checkpoint_path={pretrained.last_checkpoint}", *limits))
     logged = caplog.text
     assert "train objects per image: largest" in logged and "(model.num_queries=2)" in logged

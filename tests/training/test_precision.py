@@ -28,7 +28,8 @@ def test_explicit_values_pass_through(monkeypatch, value):
 
 
 def test_config_accepts_auto_and_names_it_among_the_valid_values():
-    from detr_ft.config import TrainConfig, check_train_values
+    from detr_ft.config import TrainConfig
+    from detr_ft.config_checks import check_train_values
 
     check_train_values(TrainConfig(precision="auto"))
     with pytest.raises(ValueError, match="auto"):
