@@ -18,7 +18,7 @@ from detr_ft.command_line import hydra_app
 from detr_ft.config_checks import check_config
 from detr_ft.training.checkpoint_file import mlflow_run_to_continue
 from detr_ft.training.initial_weights import load_starting_weights, starting_points
-from detr_ft.training.run_folder import check_run_folder, refuse_to_overwrite
+from detr_ft.training.run_folder import refuse_to_overwrite
 from detr_ft.training.summary import RunSummary, print_summary
 
 
@@ -55,7 +55,6 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
 
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model, num_classes=datamodule.num_classes)
-        check_run_folder(run_dir / "checkpoints", model)  # unwritable or full: say so before training
         criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
         weight_tags = load_starting_weights(model, weights_path, datamodule.class_names)
         tracking.set_tags(logger, weight_tags)

@@ -13,6 +13,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from detr_ft import tracking
 from detr_ft.training.checkpoint_file import metadata_entry, save_atomically
 from detr_ft.training.monitor import monitor_mode
+from detr_ft.training.run_folder import check_run_folder
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -41,7 +42,8 @@ class RunMetadata(pl.Callback):
 
 class BestCheckpoint(ModelCheckpoint):
     """`best_epoch=E-step=S-<metric>=V.ckpt` (val/mAP is written val_mAP: no '/' in file names), the best epoch
-    by `monitor` (min for losses, max otherwise). Remembers the best epoch and the validation metrics it had,
+    by `monitor` (min for losses, max otherwise). Checks at set-up that its folder is writable with room for the
+    run's checkpoints. Remembers the best epoch and the validation metrics it had,
     so the run summary never parses them back out of the file name."""
 
     def __init__(self, dirpath: str | Path, monitor: str):
@@ -56,6 +58,10 @@ class BestCheckpoint(ModelCheckpoint):
         )
         self.best_epoch: int | None = None
         self.best_metrics: dict[str, float] = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        check_run_folder(self.dirpath, pl_module.model)  # unwritable or full: say so before the first step
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._remember_new_best(trainer, lambda: super(BestCheckpoint, self).on_train_epoch_end(trainer, pl_module))
