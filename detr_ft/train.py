@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft import sweep, tracking
+from detr_ft import tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config import check_train_values, check_trainer_keys
 from detr_ft.training import checkpoints
@@ -32,7 +32,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     training) is recorded FAILED with its error and a sweep's other jobs go on. A resumed run logs into the
     MLflow run its checkpoint records; a sweep's job is a child of the sweep's parent run.
     """
-    run_name, sweep_tags = sweep.job_identity(cfg)
+    run_name, sweep_tags = tracking.job_identity(cfg)
     tags = {
         "strategy_preset": cfg.finetune_strategy.name,
         "dataset": str(cfg.data.get("name", "unknown")),
@@ -140,7 +140,7 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
         uploads.append(Path(summary.best_checkpoint))
     tracking.log_run_end(logger, summary.tags(), uploads)
     if cfg.train.resume_from:
-        sweep.after_resumed_job(logger)
+        tracking.after_resumed_job(logger)
     print_summary(summary)
     return summary
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from detr_ft import tracking
 from detr_ft.data.transforms import denormalize
 from detr_ft.model.boxes import cxcywh_to_xyxy
+from detr_ft.tracking.recording import log_artifact
 from detr_ft.training.detections import postprocess
 
 PREDICTION_COLOUR = (230, 30, 30)
@@ -141,4 +141,4 @@ class PredictionPictures(pl.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"epoch_{trainer.current_epoch:03d}.png"
         picture.save(path)
-        tracking.log_artifact(trainer.loggers, path, "predictions")
+        log_artifact(trainer.loggers, path, "predictions")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from detr_ft import tracking_store
+from detr_ft.tracking import store as tracking_store
 from tests.conftest import REPO, TINY_OVERRIDES, run_app_with_mlflow
 
 

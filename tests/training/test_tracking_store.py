@@ -9,7 +9,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from detr_ft import tracking_store
+from detr_ft.tracking import store as tracking_store
 
 
 def _prepare(uri: str, queue) -> None:
