@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from mlflow.tracking import MlflowClient
 
+from detr_ft.tracking.logger import ResilientMLFlowLogger
 from detr_ft.train import train
 
 
@@ -27,7 +28,8 @@ class ServerGoesAwayAtEpoch(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
-            trainer.logger._mlflow_client._client = _Unreachable()
+            mlflow_logger = next(lg for lg in trainer.loggers if isinstance(lg, ResilientMLFlowLogger))
+            mlflow_logger._mlflow_client._client = _Unreachable()  # behind the guard, as a dropped server is
 
 
 def test_training_outlives_the_tracking_server_and_says_what_was_not_logged(tiny_cfg, tmp_path, caplog):
