@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft import sweep, tracking
+from detr_ft import tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config_checks import check_config
 from detr_ft.training.checkpoint_file import mlflow_run_to_continue
@@ -29,7 +29,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     training) is recorded FAILED with its error and a sweep's other jobs go on. A resumed run logs into the
     MLflow run its checkpoint records; a sweep's job is a child of the sweep's parent run.
     """
-    run_name, sweep_tags = sweep.job_identity(cfg)
+    run_name, sweep_tags = tracking.job_identity(cfg)
     tags = {
         "strategy_preset": cfg.finetune_strategy.name,
         "dataset": str(cfg.data.get("name", "unknown")),
@@ -76,7 +76,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
             uploads.append(Path(summary.best_checkpoint))
         tracking.log_run_end(logger, summary.tags(), uploads)
         if cfg.train.resume_from:
-            sweep.after_resumed_job(logger)
+            tracking.after_resumed_job(logger)
         print_summary(summary)
         return summary
 

@@ -133,7 +133,7 @@ MUTATIONS = [
     ),
     Mutation(
         "mlflow_reference_as_path",
-        "detr_ft/tracking.py",
+        "detr_ft/tracking/lookup.py",
         'return reference.startswith("runs:/") or bool(_RUN_ID.match(reference))',
         'return reference.startswith("runs:/") and bool(_RUN_ID.match(reference))',
         "train.checkpoint_path accepts runs:/<id>/<path> and a bare MLflow run id",
@@ -141,7 +141,7 @@ MUTATIONS = [
     ),
     Mutation(
         "run_id_gives_last_checkpoint",
-        "detr_ft/tracking.py",
+        "detr_ft/tracking/lookup.py",
         'best = run.data.tags.get("best_checkpoint")',
         'best = run.data.tags.get("last_checkpoint")',
         "a bare MLflow run id as train.checkpoint_path means that run's best checkpoint",

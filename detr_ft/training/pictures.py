@@ -3,15 +3,16 @@ of predictions against ground truth on a few validation images (a callback; logg
 
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from matplotlib import font_manager
 from PIL import Image, ImageDraw, ImageFont
+from torchvision.utils import draw_bounding_boxes
 
-from detr_ft import tracking
 from detr_ft.data.transforms import denormalize
 from detr_ft.model.boxes import cxcywh_to_xyxy
+from detr_ft.tracking.recording import log_artifact
 from detr_ft.training.detections import postprocess
 
 PREDICTION_COLOUR = (230, 30, 30)
@@ -25,32 +26,33 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+# torchvision's box drawing takes a TrueType file for labels that scale; matplotlib (a dependency) ships one.
+LABEL_FONT = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+
+
 def draw_boxes(image: torch.Tensor, boxes_xyxy: torch.Tensor, labels: list[str], colour) -> torch.Tensor:
-    """image uint8 [3, H, W], boxes_xyxy [N, 4] in that image's pixels, one label per box -> uint8 [3, H, W]
-    (a copy; the input is not modified). Line width and text size grow with the image so both stay
-    visible on a 4000-pixel photo as on a 128-pixel validation image."""
+    """image uint8 [3, H, W], boxes_xyxy [N, 4] in that image's pixels, one label per box (empty: none) ->
+    uint8 [3, H, W] (a copy; the input is not modified). Labels sit inside the box's top-left corner on the
+    box's colour; line width and text size grow with the image so both stay visible on a 4000-pixel photo
+    as on a 128-pixel validation image."""
     if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"draw_boxes needs a uint8 [3, H, W] image, got {image.dtype} {tuple(image.shape)}")
     if len(labels) != len(boxes_xyxy):
         raise ValueError(f"draw_boxes got {len(boxes_xyxy)} boxes but {len(labels)} labels")
-    picture = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
-    draw = ImageDraw.Draw(picture)
-    shorter = min(picture.size)
-    line = max(2, round(shorter / 200))
-    font = _font(max(12, round(shorter / 25)))
-    colour = tuple(colour)
-    for (x0, y0, x1, y1), label in zip(boxes_xyxy.detach().float().cpu().tolist(), labels, strict=True):
-        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
-        if not label:
-            continue
-        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-        text_w, text_h = right - left + 4, bottom - top + 4
-        # The label sits on the box's top edge, or just inside it when the box touches the image top.
-        y = y0 - text_h if y0 - text_h >= 0 else y0
-        x = min(max(0.0, x0), max(0.0, picture.width - text_w))
-        draw.rectangle((x, y, x + text_w, y + text_h), fill=colour)
-        draw.text((x + 2 - left, y + 2 - top), label, fill=(255, 255, 255), font=font)
-    return torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)
+    if len(boxes_xyxy) == 0:
+        return image.clone()
+    shorter = min(image.shape[1:])
+    return draw_bounding_boxes(
+        image.cpu(),
+        boxes_xyxy.detach().float().cpu(),
+        labels=[label or None for label in labels],
+        colors=tuple(colour),
+        width=max(2, round(shorter / 200)),
+        font=LABEL_FONT,
+        font_size=max(12, round(shorter / 25)),
+        label_colors=(255, 255, 255),
+        fill_labels=True,
+    )
 
 
 def _enlarged(pixels: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -141,4 +143,4 @@ class PredictionPictures(pl.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"epoch_{trainer.current_epoch:03d}.png"
         picture.save(path)
-        tracking.log_artifact(trainer.loggers, path, "predictions")
+        log_artifact(trainer.loggers, path, "predictions")

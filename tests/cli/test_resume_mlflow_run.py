@@ -11,7 +11,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from detr_ft import tracking_store
+from detr_ft.tracking import store
 from tests.conftest import REPO, TINY_OVERRIDES, run_app_with_mlflow
 
 
@@ -54,7 +54,7 @@ def test_a_killed_run_is_closed_killed_and_its_resume_continues_the_same_run(tmp
     last = torch.load(tmp_path / "first/checkpoints/last.ckpt", weights_only=True)
     assert last["detr_ft"]["mlflow_run"] == {"run_id": run.info.run_id, "tracking_uri": uri}
 
-    tracking_store.prepare_store(uri, "detr_ft")  # what the next job (or resume) does before anything else
+    store.prepare_store(uri, "detr_ft")  # what the next job (or resume) does before anything else
     assert client.get_run(run.info.run_id).info.status == "KILLED"
 
     resumed, _ = run_app_with_mlflow(

@@ -1,4 +1,4 @@
-from detr_ft.tracking import NAME_LIMIT, run_name_from_overrides
+from detr_ft.tracking.names import NAME_LIMIT, run_name_from_overrides
 
 
 def test_sweep_overrides_make_a_readable_name_with_the_usual_swept_keys_first():

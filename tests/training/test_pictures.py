@@ -28,8 +28,10 @@ def test_draw_boxes_writes_labels_and_handles_no_boxes():
     image = grey(120, 160)
     labelled = draw_boxes(image, torch.tensor([[40.0, 60.0, 120.0, 110.0]]), ["cat 0.93"], (0, 0, 255))
     unlabelled = draw_boxes(image, torch.tensor([[40.0, 60.0, 120.0, 110.0]]), [""], (0, 0, 255))
-    above_box = (slice(None), slice(40, 60), slice(40, 120))  # the label sits on the box's top edge
-    assert not torch.equal(labelled[above_box], unlabelled[above_box])
+    top_inside = (slice(None), slice(62, 80), slice(42, 118))  # the label sits in the box's top-left corner
+    assert not torch.equal(labelled[top_inside], unlabelled[top_inside])
+    below_label = (slice(None), slice(90, 108), slice(42, 118))
+    assert torch.equal(labelled[below_label], unlabelled[below_label])
     assert torch.equal(draw_boxes(image, torch.zeros(0, 4), [], (0, 0, 255)), image)
     with pytest.raises(ValueError, match="labels"):
         draw_boxes(image, torch.zeros(2, 4), ["one"], (0, 0, 255))

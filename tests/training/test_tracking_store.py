@@ -9,12 +9,12 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from detr_ft import tracking_store
+from detr_ft.tracking import store
 
 
 def _prepare(uri: str, queue) -> None:
     try:
-        queue.put(tracking_store.prepare_store(uri, "detr_ft"))
+        queue.put(store.prepare_store(uri, "detr_ft"))
     except Exception as error:  # reported to the test, which shows it
         queue.put(f"{type(error).__name__}: {error}")
 
@@ -36,7 +36,7 @@ def test_processes_racing_to_a_fresh_sqlite_store_all_get_the_one_experiment(tmp
 
 
 def test_database_is_locked_is_waited_out_and_other_errors_are_not(monkeypatch):
-    monkeypatch.setattr(tracking_store.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(store.time, "sleep", lambda seconds: None)
     calls = []
 
     def locked_twice():
@@ -45,9 +45,9 @@ def test_database_is_locked_is_waited_out_and_other_errors_are_not(monkeypatch):
             raise RuntimeError("(sqlite3.OperationalError) database is locked")
         return "done"
 
-    assert tracking_store.retry_when_locked(locked_twice) == "done" and len(calls) == 3
+    assert store.retry_when_locked(locked_twice) == "done" and len(calls) == 3
     with pytest.raises(ValueError):
-        tracking_store.retry_when_locked(lambda: (_ for _ in ()).throw(ValueError("no such table")))
+        store.retry_when_locked(lambda: (_ for _ in ()).throw(ValueError("no such table")))
 
 
 def _dead_pid() -> int:
@@ -58,14 +58,14 @@ def _dead_pid() -> int:
 
 def test_a_running_run_whose_process_is_gone_is_closed_as_killed_and_a_live_ones_is_not(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    experiment_id = tracking_store.prepare_store(uri, "detr_ft")
+    experiment_id = store.prepare_store(uri, "detr_ft")
     client = MlflowClient(uri)
-    owner = tracking_store.owner_tags()
-    dead = client.create_run(experiment_id, tags={**owner, tracking_store.PID_TAG: str(_dead_pid())})
-    alive = client.create_run(experiment_id, tags={**owner, tracking_store.PID_TAG: str(os.getppid())})
-    elsewhere = client.create_run(experiment_id, tags={**owner, tracking_store.HOST_TAG: "another-host"})
+    owner = store.owner_tags()
+    dead = client.create_run(experiment_id, tags={**owner, store.PID_TAG: str(_dead_pid())})
+    alive = client.create_run(experiment_id, tags={**owner, store.PID_TAG: str(os.getppid())})
+    elsewhere = client.create_run(experiment_id, tags={**owner, store.HOST_TAG: "another-host"})
 
-    tracking_store.prepare_store(uri, "detr_ft")  # what every later job does first
+    store.prepare_store(uri, "detr_ft")  # what every later job does first
 
     assert client.get_run(dead.info.run_id).info.status == "KILLED"
     assert "ended without closing the run" in client.get_run(dead.info.run_id).data.tags["status_error"]
@@ -74,8 +74,8 @@ def test_a_running_run_whose_process_is_gone_is_closed_as_killed_and_a_live_ones
 
 
 def test_an_unreachable_tracking_server_is_refused_with_the_fixes():
-    with pytest.raises(tracking_store.TrackingUnavailable) as refused:
-        tracking_store.prepare_store("http://127.0.0.1:9", "detr_ft")
+    with pytest.raises(store.TrackingUnavailable) as refused:
+        store.prepare_store("http://127.0.0.1:9", "detr_ft")
     message = str(refused.value)
     assert "http://127.0.0.1:9" in message and "refused" in message.lower()
     for fix in ("mlflow server", "logger.tracking_uri=sqlite:///mlflow.db", "logger=none"):

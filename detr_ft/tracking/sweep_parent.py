@@ -12,36 +12,28 @@ or FAILED (a job failed) or KILLED (interrupted) when the sweep stops early.
 
 import atexit
 import fcntl
-import json
 import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from detr_ft import tracking, tracking_store
+from detr_ft.tracking import comparison, store
+from detr_ft.tracking.lookup import child_runs
+from detr_ft.tracking.names import SWEEP_FILE, read_record, sweep_record, swept_keys, write_record
+from detr_ft.tracking.recording import git_commit
+from detr_ft.tracking.tags import KIND_TAG, PARENT_TAG, SWEEP_KIND
 
 log = logging.getLogger(__name__)
 
-SWEEP_FILE = "mlflow_sweep.json"  # in the sweep folder: the parent run's id, store and swept keys
 METRIC = "val/mAP"
 
 
 def _uses_mlflow(config: DictConfig) -> bool:
     return str(config.logger.get("_target_", "")).endswith("mlflow_logger")
-
-
-def swept_keys(config: DictConfig) -> list[str]:
-    """The keys a multirun varies: comma lists and ranges on the command line, and `hydra.sweeper.params`."""
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    keys = [o.key_or_group for o in overrides if o.is_sweep_override()]
-    params = config.hydra.sweeper.get("params") or {}
-    return keys + [key for key in params if key not in keys]
 
 
 class MlflowSweep(Callback):
@@ -54,28 +46,27 @@ class MlflowSweep(Callback):
         if not _uses_mlflow(config):
             return
         uri, experiment = config.logger.tracking_uri, config.logger.experiment_name
-        experiment_id = tracking_store.prepare_store(uri, experiment)  # once, before the jobs race to it
+        experiment_id = store.prepare_store(uri, experiment)  # once, before the jobs race to it
         sweep_dir = Path(str(config.hydra.sweep.dir))
         keys = swept_keys(config)
         # Short, as the runs table cuts names at about 20 characters; what it sweeps is in the tag `swept`.
         name = f"{config.hydra.runtime.choices.get('experiment') or 'sweep'} {time.strftime('%m-%d %H:%M')}"
         client = MlflowClient(uri)
-        parent = tracking_store.retry_when_locked(
+        parent = store.retry_when_locked(
             lambda: client.create_run(
                 experiment_id,
                 run_name=name[:250],
                 tags={
-                    tracking.COMPARISON_TAG: tracking.SWEEP_KIND,
+                    KIND_TAG: SWEEP_KIND,
                     "sweep": str(sweep_dir),
                     "swept": ", ".join(keys),
-                    "git_commit": tracking.git_commit(),
-                    **tracking_store.owner_tags(),
+                    "git_commit": git_commit(),
+                    **store.owner_tags(),
                 },
             )
         )
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         record = {"run_id": parent.info.run_id, "tracking_uri": uri, "swept": keys, "sweep_dir": str(sweep_dir)}
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(record, indent=1))
+        write_record(sweep_dir, record)
         log.info("MLflow: sweep %r is parent run %s in %s", name, parent.info.run_id, uri)
         atexit.register(self._close_if_interrupted, sweep_dir)
 
@@ -109,46 +100,13 @@ class MlflowSweep(Callback):
             log.warning("could not close the sweep's parent run %s: %s", record["run_id"], error)
 
 
-def read_record(sweep_dir: Path) -> dict | None:
-    path = sweep_dir / SWEEP_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def sweep_record() -> dict | None:
-    """The current Hydra job's sweep record, when it is a job of a multirun whose parent run exists."""
-    if not HydraConfig.initialized():
-        return None
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN":
-        return None
-    return read_record(Path(str(hydra_cfg.sweep.dir)))
-
-
-def job_identity(cfg: DictConfig) -> tuple[str, dict[str, str]]:
-    """The run's name and its sweep tags: a sweep's job is named by what it varies and nested under the
-    sweep's parent run; a single run is named from its overrides and stays top-level."""
-    default = cfg.finetune_strategy.name
-    if not HydraConfig.initialized():
-        return default, {}
-    hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN":
-        return tracking.run_name_from_overrides(overrides, default), {}
-    tags = {"sweep": str(hydra_cfg.sweep.dir)}
-    record = sweep_record()
-    if record is None or record["tracking_uri"] != cfg.logger.tracking_uri:
-        return tracking.run_name_from_overrides(overrides, default), tags
-    name = tracking.run_name_from_overrides(overrides, f"job {hydra_cfg.job.num}", set(record["swept"]))
-    return name, tags | {tracking.PARENT_TAG: record["run_id"]}
-
-
 def after_resumed_job(logger) -> None:
     """A sweep's job resumed on its own (not in a multirun) updates its sweep's parent run when it ends."""
     if logger is None or getattr(logger, "lost", None) or sweep_record() is not None:
         return  # no MLflow, MLflow gone, or a multirun's job (on_job_end updates the parent)
     tags = logger.experiment.get_run(logger.run_id).data.tags
     record = read_record(Path(tags["sweep"])) if "sweep" in tags else None
-    if record is not None and record["run_id"] == tags.get(tracking.PARENT_TAG):
+    if record is not None and record["run_id"] == tags.get(PARENT_TAG):
         update_parent(record)
 
 
@@ -166,23 +124,21 @@ def _locked(sweep_dir: Path):
 def update_parent(record: dict) -> list:
     """Write the sweep's comparison (table and plot of every job so far) and the best job into the parent run.
     -> the child runs."""
-    from detr_ft.compare import collect_rows, format_table, plot_curves  # compare is the higher floor
-
     client = MlflowClient(record["tracking_uri"])
     sweep_dir = Path(record["sweep_dir"])
     with _locked(sweep_dir):
-        parent = tracking_store.retry_when_locked(lambda: client.get_run(record["run_id"]))
-        children = tracking_store.retry_when_locked(lambda: tracking.child_runs(client, parent))
+        parent = store.retry_when_locked(lambda: client.get_run(record["run_id"]))
+        children = store.retry_when_locked(lambda: child_runs(client, parent))
         if not children:
             return children
-        rows = collect_rows(client, children, METRIC)
+        rows = comparison.collect_rows(client, children, METRIC)
         folder = sweep_dir / "comparison"
         folder.mkdir(exist_ok=True)
         table = folder / "runs.txt"
-        table.write_text(format_table(rows, METRIC) + "\n")
-        plot = plot_curves(rows, METRIC, parent.info.run_name, folder / f"{METRIC.replace('/', '_')}.png")
+        table.write_text(comparison.format_table(rows, METRIC) + "\n")
+        plot = comparison.plot_curves(rows, METRIC, parent.info.run_name, folder / f"{METRIC.replace('/', '_')}.png")
         for path in (table, plot):
-            tracking_store.retry_when_locked(
+            store.retry_when_locked(
                 lambda p=path: client.log_artifact(record["run_id"], str(p), artifact_path="comparison")
             )
         ended = sum(run.info.status != "RUNNING" for run in children)
@@ -197,13 +153,13 @@ def update_parent(record: dict) -> list:
                 "best_checkpoint": best["checkpoint"],
             }
         for key, value in tags.items():
-            tracking_store.retry_when_locked(lambda k=key, v=value: client.set_tag(record["run_id"], k, v))
+            store.retry_when_locked(lambda k=key, v=value: client.set_tag(record["run_id"], k, v))
     return children
 
 
 def _terminate(record: dict, status: str, reason: str | None = None) -> None:
     client = MlflowClient(record["tracking_uri"])
     if reason:
-        tracking_store.retry_when_locked(lambda: client.set_tag(record["run_id"], "status_error", reason))
-    tracking_store.retry_when_locked(lambda: client.set_terminated(record["run_id"], status=status))
+        store.retry_when_locked(lambda: client.set_tag(record["run_id"], "status_error", reason))
+    store.retry_when_locked(lambda: client.set_terminated(record["run_id"], status=status))
     log.info("MLflow: sweep parent run %s is %s", record["run_id"], status)

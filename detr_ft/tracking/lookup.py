@@ -1,0 +1,73 @@
+"""Looking runs up: a checkpoint reference (`runs:/...` or a run id), the runs of an experiment or a sweep,
+a sweep's jobs, the newest sweep."""
+
+import re
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from detr_ft.tracking.tags import COMPARISON_KIND, KIND_TAG, PARENT_TAG, SWEEP_KIND
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_run_id(text: str) -> bool:
+    return bool(_RUN_ID.match(text))
+
+
+def is_run_reference(reference: str) -> bool:
+    """`runs:/<run_id>/<artifact path>` or a bare 32-hex MLflow run id."""
+    return reference.startswith("runs:/") or bool(_RUN_ID.match(reference))
+
+
+def find_runs(
+    tracking_uri: str, experiment: str = "detr_ft", sweep: str | None = None, run_ids: list[str] | None = None
+) -> list:
+    """Runs by id (a sweep's parent run standing for its jobs), else the experiment's (optionally one sweep's,
+    by its folder or its parent run's id): training runs only, never comparison or parent runs."""
+    client = MlflowClient(tracking_uri)
+    if sweep and is_run_id(sweep):
+        run_ids, sweep = [sweep], None
+    if run_ids:
+        found = []
+        for run in (client.get_run(run_id) for run_id in run_ids):
+            found += child_runs(client, run) if run.data.tags.get(KIND_TAG) == SWEEP_KIND else [run]
+        return found
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ValueError(f"no MLflow experiment named {experiment!r} in {tracking_uri}")
+    query = f"tags.sweep = '{sweep}'" if sweep else ""
+    runs = client.search_runs([found.experiment_id], filter_string=query, max_results=5000)
+    return [r for r in runs if r.data.tags.get(KIND_TAG) not in (COMPARISON_KIND, SWEEP_KIND)]
+
+
+def child_runs(client: MlflowClient, parent) -> list:
+    """The jobs of a sweep, given its parent run."""
+    query = f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"
+    return client.search_runs([parent.info.experiment_id], filter_string=query, max_results=5000)
+
+
+def newest_sweep(tracking_uri: str, experiment: str = "detr_ft") -> str | None:
+    runs = [r for r in find_runs(tracking_uri, experiment) if "sweep" in r.data.tags]
+    return max(runs, key=lambda r: r.info.start_time).data.tags["sweep"] if runs else None
+
+
+def resolve_checkpoint_reference(reference: str, tracking_uri: str) -> Path:
+    """`runs:/<run_id>/<artifact path>` -> the downloaded file; a bare run id -> its best checkpoint."""
+    if reference.startswith("runs:/"):
+        destination = tempfile.mkdtemp(prefix="detr_ft_checkpoint_")
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=destination, tracking_uri=tracking_uri)
+        )
+    if not is_run_id(reference):
+        raise ValueError(f"{reference!r} is neither runs:/<run_id>/<path> nor an MLflow run id")
+    try:
+        run = MlflowClient(tracking_uri).get_run(reference)
+    except mlflow.exceptions.MlflowException:
+        raise ValueError(f"no MLflow run {reference} in {tracking_uri} (set logger.tracking_uri)") from None
+    best = run.data.tags.get("best_checkpoint")
+    if not best:
+        raise ValueError(f"MLflow run {reference} has no best_checkpoint tag (did it finish?)")
+    return Path(best)
