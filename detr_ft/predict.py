@@ -23,7 +23,7 @@ from detr_ft.config import exit_if_missing
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.data.transforms import apply, make_eval_transforms
-from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.training import checkpoints
 from detr_ft.training.detections import postprocess, to_coco_results
 from detr_ft.training.pictures import PREDICTION_COLOUR, draw_boxes

@@ -22,7 +22,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from detr_ft.model.checkpoints import CheckpointError, read_weights_file, to_our_state_dict
+from detr_ft.model.weight_layouts import CheckpointError, read_weights_file, to_our_state_dict
 
 MODEL_PREFIX = "model."  # DetrModule keeps the DETR as `self.model`
 METADATA = "detr_ft"

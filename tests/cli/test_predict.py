@@ -13,7 +13,7 @@ from PIL import Image
 
 from detr_ft.config import config_dir
 from detr_ft.data.categories import CategoryMap
-from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.predict import fresh_output_dir, main, predict
 from detr_ft.training.checkpoints import export_weights
 from tests.conftest import compose_config, run_cli
