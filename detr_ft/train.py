@@ -16,7 +16,6 @@ from detr_ft import sweep, tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config import check_train_values, check_trainer_keys
 from detr_ft.training import checkpoints
-from detr_ft.training.feature_cache import feature_cache_for_run
 from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
 from detr_ft.training.initial_weights import load_initial_weights, resolve_checkpoint_path
 from detr_ft.training.precision import resolve_precision
@@ -116,10 +115,8 @@ def _fit(cfg: DictConfig, logger, extra_callbacks: list[pl.Callback]) -> RunSumm
     tags["precision"] = precision  # what ran, also when train.precision=auto
     tracking.set_tags(logger, tags)
 
-    feature_cache = feature_cache_for_run(cfg.train, model, datamodule) if cfg.train.cache_backbone_features else None
-    module = instantiate(cfg.module, model=model, criterion=criterion, feature_cache=feature_cache)
+    module = instantiate(cfg.module, model=model, criterion=criterion)
     callbacks = [instantiate(node) for node in cfg.callbacks.values() if node is not None]
-    callbacks += [feature_cache] if feature_cache is not None else []
     resolved = OmegaConf.to_yaml(cfg, resolve=True)  # stored in every checkpoint and beside them
     callbacks += [checkpoints.RunMetadata(resolved, tracking.run_reference(logger)), *extra_callbacks]
     trainer = instantiate(
