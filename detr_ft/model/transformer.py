@@ -61,12 +61,16 @@ class DecoderLayer(_Layer):
             x_pos = x + query_pos
             tgt = tgt + self.dropout1(self._attend(self.self_attn, x_pos, x_pos, x))
             x = self.norm2(tgt)
-            cross = self._attend(self.multihead_attn, x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)
+            cross = self._attend(
+                self.multihead_attn, x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask
+            )
             tgt = tgt + self.dropout2(cross)
             return tgt + self.dropout3(self._feedforward(self.norm3(tgt)))
         tgt_pos = tgt + query_pos
         tgt = self.norm1(tgt + self.dropout1(self._attend(self.self_attn, tgt_pos, tgt_pos, tgt)))
-        cross = self._attend(self.multihead_attn, tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)
+        cross = self._attend(
+            self.multihead_attn, tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask
+        )
         tgt = self.norm2(tgt + self.dropout2(cross))
         return self.norm3(tgt + self.dropout3(self._feedforward(tgt)))
 

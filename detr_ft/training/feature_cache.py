@@ -59,7 +59,6 @@ def check_cacheable(plan: UnfreezePlan, epochs: int, train_transform: dict | Non
         )
 
 
-
 class BackboneFeatureCache(pl.Callback):
     """`callbacks.feature_cache`: in setup, checks the run can be cached (`check_cacheable`) and puts the cache
     in front of `pl_module.model.backbone`'s forward for the train and val batches; teardown takes it away.

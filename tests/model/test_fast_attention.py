@@ -71,7 +71,9 @@ def test_transformer_with_fast_attention_equals_the_plain_one():
     assert all(type(m) is not nn.MultiheadAttention for m in fast.modules())
     assert any(isinstance(m, MultiheadAttention) for m in fast.modules())
     plain_state, fast_state = plain.state_dict(), fast.state_dict()
-    assert list(plain_state) == list(fast_state) and all(torch.equal(plain_state[k], fast_state[k]) for k in plain_state)
+    assert list(plain_state) == list(fast_state) and all(
+        torch.equal(plain_state[k], fast_state[k]) for k in plain_state
+    )
     src, pos = torch.randn(2, 32, 4, 5), torch.randn(2, 32, 4, 5)
     mask = torch.zeros(2, 4, 5, dtype=torch.bool)
     mask[1, :, 3:] = True

@@ -68,7 +68,9 @@ def fold_frozen_norms(resnet: nn.Module) -> None:
                 pairs.append((getattr(module, f"conv{index}"), norm))
     for conv, norm in pairs:
         if type(norm) not in (FrozenBatchNorm2d, FoldableFrozenBatchNorm2d) or conv.bias is not None:
-            raise TypeError(f"cannot fold {type(norm).__name__} into a convolution: needs a bias-free conv and a frozen norm")
+            raise TypeError(
+                f"cannot fold {type(norm).__name__} into a convolution: needs a bias-free conv and a frozen norm"
+            )
         conv.__class__, norm.__class__ = FoldingConv2d, FoldableFrozenBatchNorm2d
         # Plain attributes, not submodules: each module keeps its one place (and key) in the tree.
         conv.__dict__["norm"] = norm
