@@ -12,10 +12,11 @@ from detr_ft.model import DETR, Backbone, Transformer
 from detr_ft.model.fast import apply_fast_kernels
 
 
-def _detr(fast_kernels: str, dropout: float = 0.0) -> DETR:
+def _detr(fast_kernels: str, zero_padding: bool = False) -> DETR:
     torch.manual_seed(0)
-    backbone = Backbone("resnet50", ["layer2", "layer3", "layer4"], blocks_per_stage=[1, 1, 1, 1])
-    transformer = Transformer(32, 4, 1, 2, 64, dropout=dropout)
+    stages = ["layer2", "layer3", "layer4"]
+    backbone = Backbone("resnet50", stages, blocks_per_stage=[1, 1, 1, 1], zero_padding=zero_padding)
+    transformer = Transformer(32, 4, 1, 2, 64, dropout=0.0)
     return DETR(backbone, transformer, num_classes=3, num_queries=5, fast_kernels=fast_kernels)
 
 
@@ -59,8 +60,9 @@ def test_applying_twice_changes_nothing_more():
     assert [type(m) for m in model.modules()] == before
 
 
-def test_auto_computes_what_off_computes():
-    plain, fast = _detr("off").eval(), _detr("auto").eval()
+@pytest.mark.parametrize("zero_padding", [False, True])
+def test_auto_computes_what_off_computes(zero_padding):
+    plain, fast = _detr("off", zero_padding).eval(), _detr("auto", zero_padding).eval()
     _randomise_norms(plain)
     fast.load_state_dict(plain.state_dict())
     images, mask = _batch()
