@@ -61,7 +61,7 @@ def build_models(device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module
     from transformers import DetrConfig, DetrForObjectDetection
 
     from detr_ft.config import config_dir
-    from detr_ft.model.checkpoints import load_weights
+    from detr_ft.model.weight_layouts import load_weights
 
     torch.manual_seed(0)
     # auxiliary_loss: the paper's recipe, as detr_ft trains; both models then compute the same loss terms.

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.transforms import apply, make_eval_transforms
-from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.training import checkpoint_file
 from detr_ft.training.detections import postprocess
 

@@ -28,7 +28,7 @@ MUTATIONS = [
     # ---- the breaks listed in the issue -------------------------------------------------------------
     Mutation(
         "class_head_keeps_source_rows",
-        "detr_ft/model/checkpoints.py",
+        "detr_ft/model/weight_layouts.py",
         "            del state[key]\n            report.reinitialized.append(key)",
         "            state[key] = torch.cat([state[key], target[key]])[: len(target[key])]  # keep what fits\n"
         "            report.reinitialized.append(key)",
@@ -149,7 +149,7 @@ MUTATIONS = [
     ),
     Mutation(
         "weights_skipped_on_new_class_head",
-        "detr_ft/model/checkpoints.py",
+        "detr_ft/model/weight_layouts.py",
         "    model.load_state_dict(usable, strict=False)\n",
         "    if not report.reinitialized:  # nothing to fine-tune from\n"
         "        model.load_state_dict(usable, strict=False)\n",
@@ -198,7 +198,7 @@ MUTATIONS = [
     ),
     Mutation(
         "hf_shortcut_conv_misnamed",
-        "detr_ft/model/checkpoints.py",
+        "detr_ft/model/weight_layouts.py",
         'lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0.",',
         'lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1.",',
         "Hugging Face native-ResNet shortcut convolutions load into downsample.0",
@@ -206,7 +206,7 @@ MUTATIONS = [
     ),
     Mutation(
         "official_class_embed_misnamed",
-        "detr_ft/model/checkpoints.py",
+        "detr_ft/model/weight_layouts.py",
         '(r"^class_embed\\.", "class_head."),',
         '(r"^class_embed\\.", "class_embed."),',
         "the official release's class_embed loads into our class_head",

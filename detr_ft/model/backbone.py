@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detr_ft.model.folding import FoldableFrozenBatchNorm2d, make_norms_foldable
+from detr_ft.model.weight_layouts import read_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +81,18 @@ class Backbone(nn.Module):
         self.body = ResNet(
             block,
             list(blocks_per_stage or depths),
-            norm_layer=FoldableFrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d,
+            norm_layer=FrozenBatchNorm2d if norm == "frozen" else nn.BatchNorm2d,
             replace_stride_with_dilation=[False, False, dilation],
         )
-        if norm == "frozen":  # stages that do not train run each convolution and its norm as one convolution
-            make_norms_foldable(self.body)
         del self.body.fc, self.body.avgpool
         if last_stage == "layer3":
             del self.body.layer4
         self.name = name
         self.zero_padding = zero_padding
-        self._padding_mask: torch.Tensor | None = None
-        self._keep_masks: dict[tuple, torch.Tensor] = {}  # this forward's 1/0 masks per feature size and dtype
+        self._padding_mask: torch.Tensor | None = None  # this forward's, for the hooks below
         for module in self.body.modules():  # after every normalisation, i.e. before every next convolution
             if isinstance(module, (FrozenBatchNorm2d, nn.BatchNorm2d)):
-                module.register_forward_hook(self._zero_padded_area)
+                module.register_forward_hook(self._after_norm)
         self.num_channels = (512 if last_stage == "layer4" else 256) * block.expansion
         self.trainable_stages = [s for s in self.stages if s in trainable_stages]
         if weights is not None:
@@ -119,7 +116,7 @@ class Backbone(nn.Module):
             path = Path(weights).expanduser()
             if not path.is_file():
                 raise FileNotFoundError(f"model.backbone.weights: {path} is not a file (or use imagenet / null)")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = read_weights_file(path)
         state = {
             k: v
             for k, v in state.items()
@@ -174,43 +171,31 @@ class Backbone(nn.Module):
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images [B, 3, H, W], mask [B, H, W] (True = padding) -> features [B, C, h, w], mask [B, h, w]."""
-        self._padding_mask, self._keep_masks = mask, {}
+        self._padding_mask = mask
         first_trained = min((self.stages.index(s) for s in self.unfrozen_stages), default=len(self.stages))
-        x = images.contiguous(memory_format=torch.channels_last) if _prefers_channels_last(images) else images
+        x = images
         for index, stage in enumerate(self.stages):
             # Stages before the first trained one need no graph: nothing behind them receives gradients.
             with torch.set_grad_enabled(torch.is_grad_enabled() and index >= first_trained):
                 x = self._run_stage(stage, x)
-        self._padding_mask, self._keep_masks = None, {}
-        # In the usual layout whatever ran inside: what follows (and a feature cache) sees the same tensors.
-        return x.contiguous(), self._resize_mask(mask, x)
+        self._padding_mask = None
+        return x, downsample_mask(mask, x)
 
-    def _zero_padded_area(self, module, inputs, output: torch.Tensor) -> torch.Tensor:
+    def _after_norm(self, module, inputs, output: torch.Tensor) -> torch.Tensor:
+        return self._zero_padded_area(output)  # looked up at each call: detr_ft.model.fast may override it
+
+    def _zero_padded_area(self, output: torch.Tensor) -> torch.Tensor:
         if not self.zero_padding or self._padding_mask is None:
             return output
-        # Every normalisation of a stage has the same size: the mask is resized once per size and forward, and
-        # kept in the features' dtype (a float multiply is several times faster than one by a bool tensor).
-        key = (*output.shape[-2:], output.dtype)
-        keep = self._keep_masks.get(key)
-        if keep is None:
-            keep = self._keep_masks[key] = (~self._resize_mask(self._padding_mask, output))[:, None].to(output.dtype)
-        return output * keep
-
-    @staticmethod
-    def _resize_mask(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(mask[None].float(), size=features.shape[-2:])[0].bool()
+        return output.masked_fill(downsample_mask(self._padding_mask, output)[:, None], 0.0)
 
     def _run_stage(self, stage: str, x: torch.Tensor) -> torch.Tensor:
         if stage == "stem":
             # The max-pool's window reaches past the image edge too: mask its output like a normalisation's.
-            return self._zero_padded_area(
-                None, None, self.body.maxpool(self.body.relu(self.body.bn1(self.body.conv1(x))))
-            )
+            return self._zero_padded_area(self.body.maxpool(self.body.relu(self.body.bn1(self.body.conv1(x)))))
         return getattr(self.body, stage)(x)
 
 
-def _prefers_channels_last(images: torch.Tensor) -> bool:
-    """Channels-last activations (the weights keep their layout) on the CPU, where oneDNN's convolutions run
-    faster with them (R50 DETR training step 10% faster on 2 cores; the same numbers either way). Not on CUDA:
-    unmeasured there (channels-last usually helps tensor cores under autocast; benchmark before turning it on)."""
-    return images.device.type == "cpu"
+def downsample_mask(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """The padding mask [B, H, W] at the features' resolution [B, h, w] (nearest: True = padding)."""
+    return F.interpolate(mask[None].float(), size=features.shape[-2:])[0].bool()

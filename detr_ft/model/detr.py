@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detr_ft.model.backbone import Backbone
+from detr_ft.model.fast import MODES, apply_fast_kernels
 from detr_ft.model.position import PositionEmbeddingSine
 from detr_ft.model.transformer import Transformer
 
@@ -26,7 +27,8 @@ class BoxHead(nn.Module):
 
 class DETR(nn.Module):
     """Args: backbone and transformer (built parts), num_classes K (real classes; index K = no object),
-    num_queries, aux_loss (also return every earlier decoder layer's predictions)."""
+    num_queries, aux_loss (also return every earlier decoder layer's predictions), fast_kernels ("auto": the
+    speed paths of detr_ft.model.fast, same weights and state dict; "off": the plain PyTorch modules)."""
 
     def __init__(
         self,
@@ -35,10 +37,13 @@ class DETR(nn.Module):
         num_classes: int,
         num_queries: int = 100,
         aux_loss: bool = True,
+        fast_kernels: str = "auto",
     ):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if fast_kernels not in MODES:
+            raise ValueError(f"model.fast_kernels must be one of {list(MODES)}, got {fast_kernels!r}")
         d_model = transformer.d_model
         self.backbone = backbone
         self.position = PositionEmbeddingSine(d_model // 2)
@@ -50,6 +55,8 @@ class DETR(nn.Module):
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.aux_loss = aux_loss
+        if fast_kernels == "auto":
+            apply_fast_kernels(self)
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
         """images [B, 3, H, W] (padded), mask [B, H, W] True on padding (None: no padding) ->
@@ -61,7 +68,7 @@ class DETR(nn.Module):
 
     def forward_from_features(self, features: torch.Tensor, feature_mask: torch.Tensor) -> dict:
         """The rest of forward() after the backbone: features [B, C, h, w] and feature_mask [B, h, w] as the
-        backbone returns them (e.g. from a cache of a frozen backbone's outputs) -> the same outputs as forward."""
+        backbone returns them -> the same outputs as forward."""
         pos = self.position(feature_mask).to(features.dtype)
         decoded = self.transformer(self.input_proj(features), feature_mask, self.query_embed.weight, pos)
         # The heads run in the weights' precision even under autocast: box coordinates in bf16 would be off by
@@ -83,14 +90,6 @@ class DETR(nn.Module):
 
     def unfreeze_backbone(self, stages: list[str] | None = None) -> None:
         self.backbone.unfreeze(stages)
-
-    @property
-    def backbone_frozen(self) -> bool:
-        return self.backbone.is_frozen
-
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the backbone stages that may ever train."""
-        return [p for stage in self.backbone.trainable_stages for p in self.backbone.stage_parameters(stage)]
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Everything outside the backbone: input projection, transformer, queries, class and box heads."""

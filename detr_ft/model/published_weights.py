@@ -1,5 +1,5 @@
 """Published DETR weights by name (`train.checkpoint_path=detr-r50`): downloaded once into the standard cache,
-checksum checked, then read like any local file by `detr_ft.model.checkpoints`.
+checksum checked, then read like any local file by `detr_ft.model.weight_layouts`.
 
 - `detr-r50`, `detr-r101`: the official release files, in torch hub's cache (`$TORCH_HOME/hub/checkpoints`).
   The 8 hex digits in each file name are the start of its sha256, checked on download (as torch.hub does).
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch.hub
 
-from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.model.weight_layouts import CheckpointError
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detr_ft.model.attention import MultiheadAttention
-from detr_ft.model.dropout import Dropout
-
 
 class _Layer(nn.Module):
     """What encoder and decoder layers share: self-attention, the feed-forward block, `num_norms` norms
@@ -18,17 +15,21 @@ class _Layer(nn.Module):
 
     def __init__(self, d_model, nhead, dim_feedforward, dropout, normalize_before, num_norms, cross_attention):
         super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout)
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         if cross_attention:
-            self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout)
+            self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         for index in range(1, num_norms + 1):
             setattr(self, f"norm{index}", nn.LayerNorm(d_model))
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         for index in range(1, num_norms + 1):
-            setattr(self, f"dropout{index}", Dropout(dropout))
+            setattr(self, f"dropout{index}", nn.Dropout(dropout))
         self.normalize_before = normalize_before
+
+    def _attend(self, attention: nn.MultiheadAttention, query, key, value, key_padding_mask=None) -> torch.Tensor:
+        """The attended values (nn.MultiheadAttention also returns the attention weights, unused)."""
+        return attention(query, key, value=value, key_padding_mask=key_padding_mask)[0]
 
     def _feedforward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(F.relu(self.linear1(x))))
@@ -42,10 +43,10 @@ class EncoderLayer(_Layer):
         if self.normalize_before:
             x = self.norm1(src)
             x_pos = x + pos
-            src = src + self.dropout1(self.self_attn(x_pos, x_pos, x, key_padding_mask=padding_mask))
+            src = src + self.dropout1(self._attend(self.self_attn, x_pos, x_pos, x, key_padding_mask=padding_mask))
             return src + self.dropout2(self._feedforward(self.norm2(src)))
         src_pos = src + pos
-        attended = self.self_attn(src_pos, src_pos, src, key_padding_mask=padding_mask)
+        attended = self._attend(self.self_attn, src_pos, src_pos, src, key_padding_mask=padding_mask)
         src = self.norm1(src + self.dropout1(attended))
         return self.norm2(src + self.dropout2(self._feedforward(src)))
 
@@ -58,14 +59,18 @@ class DecoderLayer(_Layer):
         if self.normalize_before:
             x = self.norm1(tgt)
             x_pos = x + query_pos
-            tgt = tgt + self.dropout1(self.self_attn(x_pos, x_pos, x))
+            tgt = tgt + self.dropout1(self._attend(self.self_attn, x_pos, x_pos, x))
             x = self.norm2(tgt)
-            cross = self.multihead_attn(x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)
+            cross = self._attend(
+                self.multihead_attn, x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask
+            )
             tgt = tgt + self.dropout2(cross)
             return tgt + self.dropout3(self._feedforward(self.norm3(tgt)))
         tgt_pos = tgt + query_pos
-        tgt = self.norm1(tgt + self.dropout1(self.self_attn(tgt_pos, tgt_pos, tgt)))
-        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask)
+        tgt = self.norm1(tgt + self.dropout1(self._attend(self.self_attn, tgt_pos, tgt_pos, tgt)))
+        cross = self._attend(
+            self.multihead_attn, tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask
+        )
         tgt = self.norm2(tgt + self.dropout2(cross))
         return self.norm3(tgt + self.dropout3(self._feedforward(tgt)))
 

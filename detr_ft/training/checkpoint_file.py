@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from detr_ft.atomic_write import atomic_path
-from detr_ft.model.checkpoints import CheckpointError, read_weights_file, to_our_state_dict
+from detr_ft.model.weight_layouts import CheckpointError, read_weights_file, to_our_state_dict
 
 MODEL_PREFIX = "model."  # DetrModule keeps the DETR as `self.model`
 METADATA = "detr_ft"

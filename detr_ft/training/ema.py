@@ -18,7 +18,7 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.training.checkpoint_file import ema_of, put_ema
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,7 @@
-"""`train.cache_backbone_features`: while the backbone never trains, compute its output for each image once
-and reuse it in later epochs, and across the jobs of a sweep on the same machine (on disk).
+"""`train.cache_backbone_features` (the `callbacks.feature_cache` node): while the backbone never trains, compute
+its output for each image once and reuse it in later epochs, and across the jobs of a sweep on the same machine
+(on disk). The callback puts the cache in front of the backbone's forward for the run (setup to teardown):
+the model, the LightningModule and the datamodule are unchanged by it.
 
 What is cached, and why it is exact: the backbone's output for ONE image of a batch (features [C, h, w]),
 keyed by everything that decides it:
@@ -16,29 +18,25 @@ the same size under the transform (the built-in data, fixed-size cameras) the ca
 image hits from its second epoch on; with mixed sizes an image hits only when it lands on a canvas it was
 cached at before (the epoch log shows the hit rate).
 
-Files: `{dir}/{backbone hash}/{key[:2]}/{key}.pt`, written to a temporary name and renamed, so parallel jobs
-share the folder safely (a reader sees a whole file or none). Up to `memory_bytes` of features are also
-kept in memory for the run. The cache only ever writes its own files; delete the folder to reclaim disk.
+Files (detr_ft.training.feature_store): `{dir}/{backbone hash}/{key[:2]}/{key}.pt`, written to a temporary
+name and renamed, so parallel jobs share the folder safely (a reader sees a whole file or none). Up to
+`memory_bytes` of features are also kept in memory for the run. The cache only ever writes its own files;
+delete the folder to reclaim disk.
 """
 
-import hashlib
-import json
 import logging
 import os
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 
-from detr_ft.atomic_write import atomic_path, write_text_atomically
+from detr_ft.training.feature_store import DEFAULT_MEMORY_BYTES, CachedBackboneFeatures
 from detr_ft.training.finetuning import UnfreezePlan
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1  # bump when the file layout or the key changes
-DEFAULT_MEMORY_BYTES = 2 << 30
-SPLITS = ("train", "val")  # what DetrModule's steps ask for
+SPLITS = ("train", "val")  # the splits whose batches go through the cache
 
 
 def check_cacheable(plan: UnfreezePlan, epochs: int, train_transform: dict | None) -> None:
@@ -61,216 +59,102 @@ def check_cacheable(plan: UnfreezePlan, epochs: int, train_transform: dict | Non
         )
 
 
-def backbone_fingerprint(backbone: torch.nn.Module) -> str:
-    """sha256 of what decides the backbone's output: its module tree (strides, dilations, norms), its
-    zero_padding setting and every tensor of its state dict."""
-    digest = hashlib.sha256()
-    described = {"class": type(backbone).__qualname__, "repr": repr(backbone)}
-    described["zero_padding"] = getattr(backbone, "zero_padding", None)
-    digest.update(json.dumps(described, sort_keys=True).encode())
-    for name, tensor in sorted(backbone.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _file_identity(path: Path) -> list:
-    stat = path.stat()
-    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-
-
-class FeatureStore:
-    """Tensors by key: a folder of files (shared between processes) and a bounded in-memory copy."""
-
-    def __init__(self, directory: str | Path, memory_bytes: int = DEFAULT_MEMORY_BYTES):
-        self.directory = Path(directory).expanduser()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ValueError(
-                f"train.feature_cache_dir={self.directory} cannot be created ({error}); set it to a writable folder"
-            ) from None
-        if not os.access(self.directory, os.W_OK):
-            raise ValueError(f"train.feature_cache_dir={self.directory} is not writable; set it to a writable folder")
-        self.memory: dict[str, torch.Tensor] = {}
-        self.memory_bytes, self.memory_used = memory_bytes, 0
-        self._write_failed = False
-
-    def path(self, group: str, key: str) -> Path:
-        return self.directory / group / key[:2] / f"{key}.pt"
-
-    def get(self, group: str, key: str) -> torch.Tensor | None:
-        if key in self.memory:
-            return self.memory[key]
-        path = self.path(group, key)
-        if not path.is_file():
-            return None
-        try:
-            tensor = torch.load(path, map_location="cpu", weights_only=True)["features"]
-        except Exception as error:  # a file from a crashed machine or an older format: recompute it
-            log.warning("feature cache: ignoring unreadable %s (%s); it will be recomputed", path, error)
-            return None
-        self._remember(key, tensor)
-        return tensor
-
-    def put(self, group: str, key: str, tensor: torch.Tensor) -> None:
-        """Store a CPU tensor that owns its memory (not a view of a batch: torch.save would write the batch)."""
-        self._remember(key, tensor)
-        path = self.path(group, key)
-        try:
-            with atomic_path(path) as temporary:  # parallel jobs never read a half-written file
-                torch.save({"features": tensor}, temporary)
-        except OSError as error:  # disk full, quota: keep training, from memory only
-            if not self._write_failed:
-                log.warning("feature cache: cannot write %s (%s); caching in memory only", path, error)
-            self._write_failed = True
-
-    def _remember(self, key: str, tensor: torch.Tensor) -> None:
-        size = tensor.numel() * tensor.element_size()
-        if self.memory_used + size <= self.memory_bytes:
-            self.memory[key] = tensor
-            self.memory_used += size
-
-    def describe_group(self, group: str, description: dict) -> None:
-        """A human-readable about.json in the group's folder (what the files in it were computed from)."""
-        path = self.directory / group / "about.json"
-        if path.exists():
-            return
-        write_text_atomically(path, json.dumps(description, indent=2))
-
-
 class BackboneFeatureCache(pl.Callback):
-    """The frozen backbone's per-image outputs, computed once (see the module docstring).
+    """`callbacks.feature_cache`: in setup, checks the run can be cached (`check_cacheable`) and puts the cache
+    in front of `pl_module.model.backbone`'s forward for the train and val batches; teardown takes it away.
+    Logs each epoch's hit rate. `enabled=False` (train.cache_backbone_features=false): does nothing.
 
     Args:
-        directory: the shared cache folder (`train.feature_cache_dir`).
-        splits: per split name ("train", "val"): (its CocoDetection dataset, its transform's description).
+        enabled: train.cache_backbone_features.
+        directory: the shared cache folder (train.feature_cache_dir; None: $DETR_FT_CACHE/features or
+            ~/.cache/detr_ft/features).
+        freeze_backbone, unfreeze_backbone_at_epoch, unfreeze_schedule: the fine-tuning strategy's keys (the
+            cache refuses a plan under which the backbone trains within the run's epochs).
         memory_bytes: how much of the features to keep in memory too.
-
-    DetrModule calls `features(backbone, images, mask, targets, split)` in place of `backbone(images, mask)`;
-    as a callback it logs each epoch's hits and misses.
     """
 
-    def __init__(self, directory: str | Path, splits: dict[str, tuple], memory_bytes: int = DEFAULT_MEMORY_BYTES):
-        self.store = FeatureStore(directory, memory_bytes)
-        self.splits = {name: self._split_identity(dataset, transform) for name, (dataset, transform) in splits.items()}
-        self.datasets = {name: dataset for name, (dataset, _) in splits.items()}
-        self.fingerprint: str | None = None
-        self.counts = {"hits": 0, "misses": 0}
+    def __init__(
+        self,
+        enabled: bool = False,
+        directory: str | Path | None = None,
+        freeze_backbone: bool = True,
+        unfreeze_backbone_at_epoch: int = -1,
+        unfreeze_schedule: dict[str, int] | None = None,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    ):
+        self.enabled = enabled
+        self.directory = directory or Path(os.environ.get("DETR_FT_CACHE", "~/.cache/detr_ft")) / "features"
+        self.plan_settings = (freeze_backbone, unfreeze_backbone_at_epoch, unfreeze_schedule)
+        self.memory_bytes = memory_bytes
+        self.cache: CachedBackboneFeatures | None = None
         self.history: list[dict] = []  # per reported epoch and stage: hits and misses
+        self._backbone: torch.nn.Module | None = None
+        self._batch: tuple[str, list[dict], tuple] | None = None  # the batch in flight: split, targets, image shape
 
-    @staticmethod
-    def _split_identity(dataset, transform: dict) -> dict:
-        if transform is None:
-            raise ValueError("a split with a random transform cannot be cached (see check_cacheable)")
-        return {
-            "images": str(Path(dataset.images_dir).resolve()),
-            "annotations": _file_identity(Path(dataset.annotations_file)),
-            "transform": transform,
-        }
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not self.enabled or stage != "fit":
+            return
+        backbone, datamodule = pl_module.model.backbone, trainer.datamodule
+        plan = UnfreezePlan(list(backbone.trainable_stages), *self.plan_settings)
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1 << 30
+        check_cacheable(plan, epochs, datamodule.deterministic_transform("train"))
+        splits = {split: (datamodule.dataset(split), datamodule.deterministic_transform(split)) for split in SPLITS}
+        self.cache = CachedBackboneFeatures(self.directory, splits, self.memory_bytes)
+        self._backbone = backbone
+        backbone.forward = self._cached_forward  # an instance attribute: shadows the class's forward until teardown
 
-    def _image_key(self, split: str, image_id: int, canvas: tuple[int, int], context: str) -> str:
-        dataset = self.datasets[split]
-        image_file = Path(dataset.images_dir) / dataset.coco.imgs[image_id]["file_name"]
-        stat = image_file.stat()
-        described = {
-            "format": CACHE_FORMAT_VERSION,
-            "backbone": self.fingerprint,
-            "split": self.splits[split],
-            "image": [image_id, stat.st_size, stat.st_mtime_ns],
-            "canvas": list(canvas),
-            "computed": context,
-        }
-        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._backbone is not None:
+            self._backbone.__dict__.pop("forward", None)
+            self._backbone, self._batch = None, None
 
-    def _ensure_fingerprint(self, backbone: torch.nn.Module) -> None:
-        # Computed once: the backbone is frozen for the whole run (check_cacheable), so its state never changes
-        # after the first frozen step; a resumed or fine-tuned run has loaded its weights by then.
-        if self.fingerprint is None:
-            self.fingerprint = backbone_fingerprint(backbone)
-            self.store.describe_group(
-                self.fingerprint[:16],
-                {
-                    "what": "detr_ft train.cache_backbone_features: one backbone's per-image features",
-                    "backbone": getattr(backbone, "name", type(backbone).__name__),
-                    "fingerprint": self.fingerprint,
-                    "torch": torch.__version__,
-                },
-            )
+    def _cached_forward(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        backbone = self._backbone
+        compute = type(backbone).forward.__get__(backbone)  # the backbone's own forward
+        if self._batch is None or tuple(images.shape) != self._batch[2]:  # not a train or val batch's images
+            return compute(images, mask)
+        split, targets, _ = self._batch
+        return self.cache.features(backbone, images, mask, targets, split, compute=compute)
 
-    @staticmethod
-    def _compute_context(device: torch.device) -> str:
-        autocast = torch.is_autocast_enabled(device.type)
-        dtype = torch.get_autocast_dtype(device.type) if autocast else "off"
-        return f"{device.type}|autocast={dtype}|torch={torch.__version__}"
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._batch = ("train", batch[2], tuple(batch[0].shape)) if self.cache is not None else None
 
-    def features(
-        self, backbone: torch.nn.Module, images: torch.Tensor, mask: torch.Tensor, targets: list[dict], split: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like backbone(images, mask) -> (features [B, C, h, w], feature_mask [B, h, w]), from the cache
-        where it holds the images of this batch on this canvas."""
-        if not backbone.is_frozen:
-            if backbone.training:
-                raise RuntimeError(
-                    f"train.cache_backbone_features: backbone stages {backbone.unfrozen_stages} train, so their "
-                    "cached features would be stale; the cache needs a backbone that never trains"
-                )
-            return backbone(images, mask)  # e.g. Lightning's sanity check, before the first epoch freezes it
-        self._ensure_fingerprint(backbone)
-        canvas = tuple(images.shape[-2:])
-        context = self._compute_context(images.device)
-        group = self.fingerprint[:16]
-        keys = [self._image_key(split, int(target["image_id"]), canvas, context) for target in targets]
-        found = [self.store.get(group, key) for key in keys]
-        missing = [index for index, tensor in enumerate(found) if tensor is None]
-        if missing:
-            with torch.no_grad():
-                fresh, _ = backbone(images[missing], mask[missing])
-            for position, index in enumerate(missing):
-                found[index] = fresh[position].detach().cpu().clone()
-                self.store.put(group, keys[index], found[index])
-        self.counts["hits"] += len(keys) - len(missing)
-        self.counts["misses"] += len(missing)
-        features = torch.stack(found).to(images.device, non_blocking=True)
-        return features, backbone._resize_mask(mask, features)  # the mask exactly as the backbone derives it
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._batch = ("val", batch[2], tuple(batch[0].shape)) if self.cache is not None else None
 
-    # ---- Lightning hooks: report each epoch's hit rate ----
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._batch = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._batch = None
+
+    # ---- each epoch's hit rate ----
     def _report(self, pl_module: pl.LightningModule, stage: str) -> None:
-        total = self.counts["hits"] + self.counts["misses"]
+        counts = self.cache.counts
+        total = counts["hits"] + counts["misses"]
         if total:
-            self.history.append({"epoch": pl_module.current_epoch, "stage": stage, **self.counts})
+            self.history.append({"epoch": pl_module.current_epoch, "stage": stage, **counts})
             log.info(
                 "epoch %d %s: backbone features of %d images from the cache, %d computed (cache: %s)",
                 pl_module.current_epoch,
                 stage,
-                self.counts["hits"],
-                self.counts["misses"],
-                self.store.directory,
+                counts["hits"],
+                counts["misses"],
+                self.cache.store.directory,
             )
-            pl_module.log(f"feature_cache/{stage}_hit_rate", self.counts["hits"] / total, on_epoch=True)
-        self.counts = {"hits": 0, "misses": 0}
+            pl_module.log(f"feature_cache/{stage}_hit_rate", counts["hits"] / total, on_epoch=True)
+        self.cache.counts = {"hits": 0, "misses": 0}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._report(pl_module, "train")
+        if self.cache is not None:
+            self._report(pl_module, "train")
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._train_counts = self.counts  # validation runs inside the train epoch: keep its counts apart
-        self.counts = {"hits": 0, "misses": 0}
+        if self.cache is not None:  # validation runs inside the train epoch: keep its counts apart
+            self._train_counts, self.cache.counts = self.cache.counts, {"hits": 0, "misses": 0}
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._report(pl_module, "val")
-        self.counts = self._train_counts
-
-
-def feature_cache_for_run(train_cfg, model: torch.nn.Module, datamodule) -> BackboneFeatureCache:
-    """The cache train() uses when train.cache_backbone_features is true; refuses settings it would get wrong."""
-    schedule = train_cfg.unfreeze_schedule
-    schedule = OmegaConf.to_container(schedule) if schedule is not None else None
-    stages = list(model.backbone.trainable_stages)
-    plan = UnfreezePlan(stages, train_cfg.freeze_backbone, train_cfg.unfreeze_backbone_at_epoch, schedule)
-    check_cacheable(plan, train_cfg.epochs, datamodule.deterministic_transform("train"))
-    splits = {split: (datamodule.dataset(split), datamodule.deterministic_transform(split)) for split in SPLITS}
-    directory = train_cfg.feature_cache_dir or Path(os.environ.get("DETR_FT_CACHE", "~/.cache/detr_ft")) / "features"
-    return BackboneFeatureCache(directory, splits)
+        if self.cache is not None:
+            if not trainer.sanity_checking:
+                self._report(pl_module, "val")
+            self.cache.counts = self._train_counts

@@ -9,7 +9,7 @@ import torch
 
 from detr_ft import tracking
 from detr_ft.model import published_weights
-from detr_ft.model.checkpoints import CheckpointError, LoadReport, load_weights
+from detr_ft.model.weight_layouts import CheckpointError, LoadReport, load_weights
 from detr_ft.training import checkpoint_file
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ progressive run stay consistent (Lightning #12141). Each group carries its own s
 import pytorch_lightning as pl
 import torch
 
-from detr_ft.training.feature_cache import BackboneFeatureCache
 from detr_ft.training.lr_schedule import LearningRateSchedule
 
 HEAD_GROUP = "head"
@@ -29,7 +28,6 @@ class DetrModule(pl.LightningModule):
         backbone_learning_rate: float,
         weight_decay: float,
         schedule: LearningRateSchedule,
-        feature_cache: BackboneFeatureCache | None = None,
     ):
         super().__init__()
         self.model = model
@@ -38,22 +36,14 @@ class DetrModule(pl.LightningModule):
         self.backbone_learning_rate = backbone_learning_rate
         self.weight_decay = weight_decay
         self.schedule = schedule
-        self.feature_cache = feature_cache  # train.cache_backbone_features: the frozen backbone's outputs, reused
 
     def forward(self, images, mask=None):
         return self.model(images, mask)
 
-    def _predict(self, images, mask, targets, split: str) -> dict:
-        """The model's outputs for a batch of `split`, the backbone's part from the feature cache when one is set."""
-        if self.feature_cache is None:
-            return self.model(images, mask)
-        features = self.feature_cache.features(self.model.backbone, images, mask, targets, split)
-        return self.model.forward_from_features(*features)
-
     # ---- training -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         images, mask, targets = batch
-        losses = self.criterion(self._predict(images, mask, targets, "train"), targets)
+        losses = self.criterion(self.model(images, mask), targets)
         size = len(targets)
         self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         # The fine-tuning guide's checkpoint names use `train_loss` (best_epoch=6-...-train_loss=2.9145.ckpt).
@@ -115,7 +105,7 @@ class DetrModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         """-> the model's outputs (for the evaluation and picture callbacks)."""
         images, mask, targets = batch
-        outputs = self._predict(images, mask, targets, "val")
+        outputs = self.model(images, mask)
         losses = self.criterion(outputs, targets)
         self.log("val/loss", losses["loss"], on_epoch=True, batch_size=len(targets), sync_dist=True)
         return outputs

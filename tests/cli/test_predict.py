@@ -14,7 +14,7 @@ from PIL import Image
 from detr_ft.config import config_dir
 from detr_ft.data.categories import CategoryMap
 from detr_ft.image_predictions import fresh_output_dir, predict
-from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.predict import main
 from detr_ft.training.checkpoint_file import export_weights
 from tests.conftest import compose_config, run_cli

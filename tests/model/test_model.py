@@ -69,7 +69,7 @@ def test_gradients_reach_every_trainable_parameter_and_never_stem_or_layer1():
 def test_frozen_backbone_gets_no_gradients_and_builds_no_graph():
     model = tiny_detr()
     model.freeze_backbone()
-    assert model.backbone_frozen
+    assert model.backbone.is_frozen
     grads = _grads_after_step(model)
     assert not any(has for name, has in grads.items() if name.startswith("backbone."))
     assert all(has for name, has in grads.items() if not name.startswith("backbone.") and name not in ZERO_GRAD_AT_INIT)
@@ -94,7 +94,8 @@ def test_unfreezing_a_stage_that_may_never_train_is_an_error():
 
 def test_parameter_groups_partition_the_trainable_model():
     model = tiny_detr()
-    backbone = {id(p) for p in model.backbone_parameters()}
+    stages = model.backbone.trainable_stages
+    backbone = {id(p) for stage in stages for p in model.backbone.stage_parameters(stage)}
     head = {id(p) for p in model.head_parameters()}
     assert not backbone & head
     trainable = {id(p) for p in model.parameters() if p.requires_grad}

@@ -22,7 +22,7 @@ from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
 
 from detr_ft.config import config_dir
 from detr_ft.model import DETR, Backbone, Transformer
-from detr_ft.model.checkpoints import load_weights
+from detr_ft.model.weight_layouts import load_weights
 
 OFFICIAL_R50_KEYS = Path(__file__).resolve().parents[1] / "fixtures" / "official_detr_r50_keys.json"
 

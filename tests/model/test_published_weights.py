@@ -12,8 +12,8 @@ from huggingface_hub import constants
 from safetensors.torch import save_file
 
 from detr_ft.model import published_weights
-from detr_ft.model.checkpoints import CheckpointError
 from detr_ft.model.published_weights import HuggingFaceRelease, OfficialRelease
+from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.training.initial_weights import load_initial_weights, resolve_checkpoint_path
 from tests.model.helpers import tiny_detr
 

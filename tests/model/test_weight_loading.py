@@ -4,7 +4,7 @@ wrote): class-head re-initialisation and row selection, shape errors, strictness
 import pytest
 import torch
 
-from detr_ft.model.checkpoints import CheckpointError, load_weights
+from detr_ft.model.weight_layouts import CheckpointError, load_weights
 from tests.model.helpers import tiny_detr
 
 

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from detr_ft.model.checkpoints import CheckpointError, load_weights
+from detr_ft.model.weight_layouts import CheckpointError, load_weights
 from detr_ft.train import train
 from detr_ft.training import checkpoint_file, run_folder
 from tests.model.helpers import tiny_detr

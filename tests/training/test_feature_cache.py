@@ -10,12 +10,8 @@ from torch.utils.data import DataLoader
 
 from detr_ft.data.collate import collate
 from detr_ft.train import train
-from detr_ft.training.feature_cache import (
-    BackboneFeatureCache,
-    backbone_fingerprint,
-    check_cacheable,
-    feature_cache_for_run,
-)
+from detr_ft.training.feature_cache import SPLITS, BackboneFeatureCache, check_cacheable
+from detr_ft.training.feature_store import CachedBackboneFeatures, FeatureStore, backbone_fingerprint
 from detr_ft.training.finetuning import UnfreezePlan
 
 CACHED_FROZEN = ("finetune_strategy=frozen", "data.train_augmentation=false", "train.cache_backbone_features=true")
@@ -38,8 +34,9 @@ def _batches(datamodule, order: list[int], batch_size: int = 4) -> list:
     return list(DataLoader(subset, batch_size=batch_size, collate_fn=collate, shuffle=False))
 
 
-def _new_cache(cfg, model, datamodule) -> BackboneFeatureCache:
-    return feature_cache_for_run(cfg.train, model, datamodule)
+def _new_cache(cfg, model, datamodule) -> CachedBackboneFeatures:
+    splits = {split: (datamodule.dataset(split), datamodule.deterministic_transform(split)) for split in SPLITS}
+    return CachedBackboneFeatures(cfg.train.feature_cache_dir, splits)
 
 
 def test_cache_hits_equal_fresh_features_and_outputs(parts):
@@ -137,7 +134,10 @@ def test_training_with_the_cache_equals_training_without(tiny_cfg, tmp_path):
         def on_fit_end(self, trainer, pl_module):
             self.state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
             caches = [c for c in trainer.callbacks if isinstance(c, BackboneFeatureCache)]
-            self.history = caches[0].history if caches else None
+            assert len(caches) == 1  # the config's callbacks.feature_cache node, on or off
+            self.history = caches[0].history
+            self.wrapped = "forward" in vars(pl_module.model.backbone)  # the cache sits in front of it during fit
+            self.cached = caches[0].cache is not None
 
     folder = f"train.feature_cache_dir={tmp_path / 'features'}"
     runs = {}
@@ -145,7 +145,8 @@ def test_training_with_the_cache_equals_training_without(tiny_cfg, tmp_path):
         cfg = tiny_cfg(*CACHED_FROZEN[:2], f"train.cache_backbone_features={cache_on}", folder, "train.epochs=2")
         runs[name] = Recorder()
         train(cfg, callbacks=[runs[name]])
-    assert runs["fresh"].history is None
+    assert runs["fresh"].history == [] and not runs["fresh"].wrapped and not runs["fresh"].cached
+    assert runs["cached"].wrapped and runs["cached"].cached
     first_job = {(h["epoch"], h["stage"]): (h["hits"], h["misses"]) for h in runs["cached"].history}
     assert first_job == {(0, "train"): (0, 16), (0, "val"): (0, 8), (1, "train"): (16, 0), (1, "val"): (8, 0)}
     assert all(h["misses"] == 0 for h in runs["second_job"].history)
@@ -206,4 +207,40 @@ def test_an_unwritable_folder_is_named(parts, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(ValueError, match="train.feature_cache_dir=.*a_file"):
-        BackboneFeatureCache(blocker / "features", {})
+        FeatureStore(blocker / "features")
+
+
+def test_the_callback_serves_train_batches_from_the_cache_and_leaves_the_backbone_as_it_was(parts, tmp_path):
+    """The callback alone (as the callbacks.feature_cache node builds it): setup puts the cache in front of the
+    backbone for the batches of the run, other calls compute fresh, teardown restores the backbone's forward."""
+    _, model, datamodule = parts
+    # What the callback reads from the Trainer and the LightningModule.
+    trainer = type("Trainer", (), {"datamodule": datamodule, "max_epochs": 2})()
+    pl_module = type("Module", (), {"model": model})()
+    callback = BackboneFeatureCache(True, tmp_path / "features", freeze_backbone=True)
+    callback.setup(trainer, pl_module, "fit")
+    batch = _batches(datamodule, [0, 1, 2])[0]
+    images, mask, _ = batch
+    with torch.no_grad():
+        for _ in range(2):
+            callback.on_train_batch_start(trainer, pl_module, batch, 0)
+            cached = model(images, mask)
+            callback.on_train_batch_end(trainer, pl_module, None, batch, 0)
+        assert callback.cache.counts == {"hits": 3, "misses": 3}
+        model(images, mask)  # outside a batch (e.g. a picture callback): computed, not counted
+        assert callback.cache.counts == {"hits": 3, "misses": 3}
+        callback.teardown(trainer, pl_module, "fit")
+        assert "forward" not in vars(model.backbone)
+        fresh = model(images, mask)
+    assert torch.equal(cached["pred_logits"], fresh["pred_logits"])
+    assert torch.equal(cached["pred_boxes"], fresh["pred_boxes"])
+
+
+def test_a_disabled_callback_changes_nothing(parts, tmp_path):
+    _, model, datamodule = parts
+    trainer = type("Trainer", (), {"datamodule": datamodule, "max_epochs": 2})()
+    pl_module = type("Module", (), {"model": model})()
+    callback = BackboneFeatureCache(False, tmp_path / "features", freeze_backbone=False)  # would be refused if on
+    callback.setup(trainer, pl_module, "fit")
+    assert callback.cache is None and "forward" not in vars(model.backbone)
+    assert not (tmp_path / "features").exists()

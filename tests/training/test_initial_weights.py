@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from detr_ft.model.checkpoints import CheckpointError
+from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.train import train
 from detr_ft.training import checkpoint_file
 
@@ -80,8 +80,8 @@ def test_the_default_weights_follow_the_model_so_changing_model_never_breaks_the
     from hydra.utils import instantiate
 
     from detr_ft.config import config_dir
-    from detr_ft.model.checkpoints import load_weights
     from detr_ft.model.published_weights import PUBLISHED
+    from detr_ft.model.weight_layouts import load_weights
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):

@@ -37,7 +37,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 class Dropout(nn.Dropout):
-    """nn.Dropout (same attributes, no state) drawing its CPU masks with `dropout` above."""
+    """nn.Dropout (same attributes, no state; `apply_fast_kernels` turns one into this in place) drawing its CPU
+    masks with `dropout` above."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)

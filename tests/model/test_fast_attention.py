@@ -1,10 +1,12 @@
-"""Our fused-kernel attention computes what torch.nn.MultiheadAttention (the official DETR's) computes."""
+"""detr_ft.model.fast's fused-kernel attention computes what torch.nn.MultiheadAttention (the official DETR's)
+computes, and apply_fast_kernels turns the plain modules into it without changing a weight."""
 
 import pytest
 import torch
 from torch import nn
 
-from detr_ft.model.attention import MultiheadAttention
+from detr_ft.model.fast import apply_fast_kernels
+from detr_ft.model.fast.attention import MultiheadAttention, _explicit_attention
 from detr_ft.model.transformer import Transformer
 
 
@@ -30,7 +32,8 @@ def test_outputs_and_gradients_match_torch_multihead_attention_with_padding_mask
     mask[1, 5:] = True  # padding at the end of one sequence, at the start of another
     mask[2, :2] = True
     expected = reference(query, memory, value, key_padding_mask=mask)[0]
-    got = ours(query, memory, value, key_padding_mask=mask)
+    got, weights = ours(query, memory, value, key_padding_mask=mask)
+    assert weights is None
     assert (got - expected).abs().max() < 1e-5
     grad_expected = torch.autograd.grad(expected.square().sum(), [query, reference.in_proj_weight])
     grad_got = torch.autograd.grad(got.square().sum(), [query, ours.in_proj_weight])
@@ -45,7 +48,7 @@ def test_masked_keys_are_ignored():
     mask = torch.tensor([[False, False, False, True, True, True]])
     changed = memory.clone()
     changed[3:] = torch.randn(3, 1, 32) * 10
-    assert torch.allclose(ours(query, memory, memory, mask), ours(query, changed, changed, mask), atol=1e-6)
+    assert torch.allclose(ours(query, memory, memory, mask)[0], ours(query, changed, changed, mask)[0], atol=1e-6)
 
 
 def test_seeded_initialisation_is_torch_multihead_attentions():
@@ -58,30 +61,28 @@ def test_seeded_initialisation_is_torch_multihead_attentions():
     assert all(torch.equal(ours[k], reference[k]) for k in ours)
 
 
-def test_transformer_equals_one_built_on_torch_multihead_attention():
-    """The whole encoder-decoder, masks included, against the same weights in torch's attention modules."""
+def test_transformer_with_fast_attention_equals_the_plain_one():
+    """The whole encoder-decoder, masks included: the plain Transformer (torch's attention modules) against the
+    same module turned fast in place, which keeps every weight (same state dict)."""
     torch.manual_seed(0)
-    ours = Transformer(32, 4, 2, 2, 64, dropout=0.0).eval()
-    reference = Transformer(32, 4, 2, 2, 64, dropout=0.0).eval()
-    for layer in [*reference.encoder.layers, *reference.decoder.layers]:
-        for name in ("self_attn", "multihead_attn"):
-            if hasattr(layer, name):
-                torch_attention = nn.MultiheadAttention(32, 4)
-                original_forward = torch_attention.forward
-                torch_attention.forward = lambda *a, f=original_forward, **k: f(*a, **k)[0]
-                setattr(layer, name, torch_attention)
-    reference.load_state_dict(ours.state_dict())
+    plain = Transformer(32, 4, 2, 2, 64, dropout=0.0).eval()
+    torch.manual_seed(0)
+    fast = apply_fast_kernels(Transformer(32, 4, 2, 2, 64, dropout=0.0).eval())
+    assert all(type(m) is not nn.MultiheadAttention for m in fast.modules())
+    assert any(isinstance(m, MultiheadAttention) for m in fast.modules())
+    plain_state, fast_state = plain.state_dict(), fast.state_dict()
+    assert list(plain_state) == list(fast_state) and all(
+        torch.equal(plain_state[k], fast_state[k]) for k in plain_state
+    )
     src, pos = torch.randn(2, 32, 4, 5), torch.randn(2, 32, 4, 5)
     mask = torch.zeros(2, 4, 5, dtype=torch.bool)
     mask[1, :, 3:] = True
     queries = torch.randn(6, 32)
-    assert (ours(src, mask, queries, pos) - reference(src, mask, queries, pos)).abs().max() < 1e-4
+    assert (fast(src, mask, queries, pos) - plain(src, mask, queries, pos)).abs().max() < 1e-4
 
 
 def test_explicit_cpu_attention_equals_sdpa_with_padding_masks():
     """The path taken on the CPU for dropout and 16-bit inputs computes what SDPA computes."""
-    from detr_ft.model.attention import _explicit_attention
-
     generator = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 4, length, 8, generator=generator) for length in (5, 7, 7))
     padding = torch.zeros(2, 7, dtype=torch.bool)

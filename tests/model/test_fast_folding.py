@@ -4,12 +4,13 @@ real (unfolded) weights."""
 import torch
 
 from detr_ft.model import Backbone
-from detr_ft.model.folding import FoldingConv2d
+from detr_ft.model.fast import apply_fast_kernels
+from detr_ft.model.fast.folding import FoldingConv2d
 
 
 def _backbone() -> Backbone:
     torch.manual_seed(0)
-    backbone = Backbone("resnet50", blocks_per_stage=[1, 1, 1, 1], zero_padding=True)
+    backbone = apply_fast_kernels(Backbone("resnet50", blocks_per_stage=[1, 1, 1, 1], zero_padding=True))
     # Norm statistics far from the 1/0 defaults, so folding them wrongly would show.
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -92,6 +93,7 @@ def test_a_stage_that_unfreezes_trains_its_real_weights_and_refolds_after_a_step
 
 def test_loading_weights_after_a_forward_refolds():
     backbone, other = _backbone().eval(), Backbone("resnet50", blocks_per_stage=[1, 1, 1, 1], zero_padding=True)
+    other.eval()
     images, mask = _inputs()
     with torch.no_grad():
         backbone(images, mask)  # caches the folded weights

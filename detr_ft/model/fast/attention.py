@@ -1,38 +1,44 @@
-"""Multi-head attention through torch's fused scaled_dot_product_attention.
+"""nn.MultiheadAttention computed through torch's fused scaled_dot_product_attention.
 
-Computes what torch.nn.MultiheadAttention computes (the official DETR's attention), under the same parameter
-names (`in_proj_weight` [3C, C] holding q, k and v in that order, `in_proj_bias`, `out_proj`), so official and
-Hugging Face weights load as before; it returns no attention weights, which DETR never uses, and that is what
-lets the fused kernels run.
+Computes what torch.nn.MultiheadAttention computes (the official DETR's attention) with its own parameters
+(`in_proj_weight` [3C, C] holding q, k and v in that order, `in_proj_bias`, `out_proj`): `apply_fast_kernels`
+turns an nn.MultiheadAttention into one in place, so every weight file loads as before. It returns no attention
+weights (None), which DETR never uses, and that is what lets the fused kernels run.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detr_ft.model.dropout import dropout
+from detr_ft.model.fast.dropout import dropout
 
 
-class MultiheadAttention(nn.Module):
+def can_be_fused(attention: nn.MultiheadAttention) -> bool:
+    """The layout this path computes: [L, B, C] sequences, one packed bias-carrying projection, no extras."""
+    return (
+        not attention.batch_first
+        and attention._qkv_same_embed_dim
+        and attention.in_proj_bias is not None
+        and attention.bias_k is None
+        and not attention.add_zero_attn
+    )
+
+
+class MultiheadAttention(nn.MultiheadAttention):
     """Sequences [length, batch, channels]; key_padding_mask [batch, key length], True = ignore that key."""
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0):
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
-        # Created and initialised in nn.MultiheadAttention's order, so a seeded model starts from the same weights.
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
-        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim))
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
-        nn.init.xavier_uniform_(self.in_proj_weight)
-        nn.init.zeros_(self.in_proj_bias)
-        nn.init.zeros_(self.out_proj.bias)
-
     def forward(
-        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """query [L, B, C], key and value [S, B, C] -> [L, B, C]."""
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, None]:
+        """query [L, B, C], key and value [S, B, C] -> ([L, B, C], None); `need_weights` is ignored."""
+        if attn_mask is not None:
+            raise ValueError("the fused attention of detr_ft.model.fast takes no attn_mask (DETR passes none)")
         weight, bias = self.in_proj_weight, self.in_proj_bias
         channels = self.embed_dim
         if query is key:  # self-attention (queries and keys both carry the positions): one matmul for both
@@ -53,7 +59,7 @@ class MultiheadAttention(nn.Module):
         else:
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # [B, H, L, d]
         length, batch = query.shape[:2]
-        return self.out_proj(attended.permute(2, 0, 1, 3).reshape(length, batch, channels))
+        return self.out_proj(attended.permute(2, 0, 1, 3).reshape(length, batch, channels)), None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """[L, B, C] -> [B, H, L, C / H]."""

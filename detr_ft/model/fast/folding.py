@@ -18,15 +18,14 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 class FoldableFrozenBatchNorm2d(FrozenBatchNorm2d):
     """FrozenBatchNorm2d that lets its input through when the convolution before it already applied it."""
 
-    conv: "FoldingConv2d | None" = None
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.conv is not None else super().forward(x)
+        return x if "conv" in self.__dict__ else super().forward(x)
 
 
 class FoldingConv2d(nn.Conv2d):
     """A bias-free convolution followed by a FoldableFrozenBatchNorm2d (`norm`, not a submodule: it stays
-    where it is in the module tree, under its own state-dict keys)."""
+    where it is in the module tree, under its own state-dict keys). Made from an nn.Conv2d by
+    `fold_frozen_norms`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self._folded()
@@ -55,36 +54,24 @@ class FoldingConv2d(nn.Conv2d):
         return self.__dict__["_folded_cache"]
 
 
-def make_norms_foldable(resnet: nn.Module) -> None:
-    """Pair every convolution of a torchvision ResNet built with FoldableFrozenBatchNorm2d with the norm after
-    it; the convolution module is replaced by a FoldingConv2d holding the same weight Parameter."""
-    pairs = [(resnet, "conv1", resnet.bn1)]
+def fold_frozen_norms(resnet: nn.Module) -> None:
+    """Pair every convolution of a torchvision ResNet built with FrozenBatchNorm2d with the norm after it, in
+    place: the convolution becomes a FoldingConv2d and the norm a FoldableFrozenBatchNorm2d (same Parameters and
+    buffers, same places in the tree, so the state dict is unchanged)."""
+    pairs = [(resnet.conv1, resnet.bn1)]
     for module in resnet.modules():
         if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[1], FrozenBatchNorm2d):
-            pairs.append((module, "0", module[1]))  # a downsample shortcut: conv, norm
+            pairs.append((module[0], module[1]))  # a downsample shortcut: conv, norm
         for index in (1, 2, 3):
             norm = getattr(module, f"bn{index}", None)
             if module is not resnet and norm is not None:
-                pairs.append((module, f"conv{index}", norm))
-    for parent, name, norm in pairs:
-        conv = getattr(parent, name)
-        if not isinstance(norm, FoldableFrozenBatchNorm2d) or conv.bias is not None:
+                pairs.append((getattr(module, f"conv{index}"), norm))
+    for conv, norm in pairs:
+        if type(norm) not in (FrozenBatchNorm2d, FoldableFrozenBatchNorm2d) or conv.bias is not None:
             raise TypeError(
-                f"cannot fold {type(norm).__name__} into {name}: needs a bias-free conv and a foldable norm"
+                f"cannot fold {type(norm).__name__} into a convolution: needs a bias-free conv and a frozen norm"
             )
-        folding = FoldingConv2d(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            conv.stride,
-            conv.padding,
-            conv.dilation,
-            conv.groups,
-            bias=False,
-            device="meta",  # no initialisation: the weight is the existing one
-        )
-        folding.weight = conv.weight
+        conv.__class__, norm.__class__ = FoldingConv2d, FoldableFrozenBatchNorm2d
         # Plain attributes, not submodules: each module keeps its one place (and key) in the tree.
-        folding.__dict__["norm"] = norm
-        norm.__dict__["conv"] = folding
-        setattr(parent, name, folding)
+        conv.__dict__["norm"] = norm
+        norm.__dict__["conv"] = conv
