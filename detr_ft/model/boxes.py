@@ -21,7 +21,7 @@ def xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
     """Area of xyxy boxes [..., 4] -> [...]."""
-    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+    return (boxes[..., 2:] - boxes[..., :2]).clamp(min=0).prod(-1)  # width * height, in 5 ops rather than 9
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from detr_ft.model import HungarianMatcher, SetCriterion
-from detr_ft.model.boxes import cxcywh_to_xyxy, generalized_box_iou
+from detr_ft.model.boxes import cxcywh_to_xyxy
+from tests.model.test_boxes import reference_generalized_box_iou as generalized_box_iou
 
 NUM_CLASSES = 5
 KEYS = ("pred_logits", "pred_boxes")
@@ -24,7 +25,7 @@ def reference_match(outputs: dict, targets: list[dict], weights=(1.0, 5.0, 2.0))
         cost = -weights[0] * probs[b][:, labels]
         cost = cost + weights[1] * torch.cdist(pred_boxes, boxes, p=1)
         if len(labels):
-            giou = generalized_box_iou(cxcywh_to_xyxy(pred_boxes), cxcywh_to_xyxy(boxes), validate=False)
+            giou = generalized_box_iou(cxcywh_to_xyxy(pred_boxes), cxcywh_to_xyxy(boxes))
             cost = cost - weights[2] * giou
         rows, cols = linear_sum_assignment(cost.detach().numpy())
         matches.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))

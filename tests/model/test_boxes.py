@@ -11,6 +11,22 @@ from detr_ft.model.boxes import (
 )
 
 
+def reference_generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The pairwise GIoU of [N, 4] and [M, 4] xyxy boxes as boxes.py computed it before batching (test-only copy)."""
+
+    def area(boxes):
+        return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+
+    top_left = torch.max(a[:, None, :2], b[None, :, :2])
+    bottom_right = torch.min(a[:, None, 2:], b[None, :, 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(-1)
+    union = area(a)[:, None] + area(b)[None, :] - intersection
+    iou = intersection / union.clamp(min=1e-12)
+    enclosing = (torch.max(a[:, None, 2:], b[None, :, 2:]) - torch.min(a[:, None, :2], b[None, :, :2])).clamp(min=0)
+    enclosing_area = enclosing.prod(-1).clamp(min=1e-12)
+    return iou - (enclosing_area - union) / enclosing_area
+
+
 def _boxes_with_degenerate_ones(count=64, seed=0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     boxes = torch.rand(count, 4, generator=generator)
@@ -28,6 +44,13 @@ def test_conversions_equal_detrs_formulas_to_the_last_bit_degenerate_boxes_inclu
     x0, y0, x1, y1 = expected.unbind(-1)
     assert torch.equal(xyxy_to_cxcywh(expected), torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], -1))
     assert torch.equal(cxcywh_to_xyxy(boxes[None, None]), expected[None, None])  # any leading dims
+
+
+def test_giou_equals_the_pre_batching_giou_to_the_last_bit_degenerate_and_inverted_boxes_included():
+    boxes = cxcywh_to_xyxy(_boxes_with_degenerate_ones())
+    inverted = boxes[:10].flip(-1)
+    for a, b in ((boxes, boxes), (inverted, boxes), (boxes[:5], inverted)):
+        assert torch.equal(generalized_box_iou(a, b, validate=False), reference_generalized_box_iou(a, b))
 
 
 def test_giou_stays_finite_on_zero_area_boxes_where_torchvisions_is_nan():
