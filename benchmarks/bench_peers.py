@@ -7,7 +7,9 @@ two models step by step so that machine noise hits both alike: a training step w
 training (layer2-4) and one with it frozen (forward, each model's own loss, backward, gradient clipping at 0.1,
 AdamW), the frozen step again for detr_ft with its backbone features cached (train.cache_backbone_features:
 what a frozen epoch after the first costs), and inference images/s. Each figure is the median of `--steps`
-timed repetitions after `--warmup`.
+timed repetitions after `--warmup`. Beside the times, the operator calls of one training step of each model
+(benchmarks/operator_counts.py: outermost aten calls for forward, loss, backward) at `--count-batches` (2 and 8)
+and `--count-size` px (384) with 5 boxes per image: the host's work, which bounds a GPU step of small kernels.
 
     python -m benchmarks peers                                  # CPU, fp32, batch 2, 512 px
     python -m benchmarks peers --device cuda --precision bf16   # on a GPU: bf16 autocast for both models
@@ -44,6 +46,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--size", type=int, default=512, help="image side in pixels")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--count-batches", type=int, nargs="*", default=[2, 8], help="batches for op counts")
+    parser.add_argument("--count-size", type=int, default=384, help="image side for the op counts (384)")
     parser.add_argument("--profile", type=int, default=0, help="also print the top N ops of detr_ft's full step")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file for the figures ({DEFAULT_OUT})")
     args = parser.parse_args(argv)
@@ -83,7 +87,7 @@ def build_models(device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module
     return peer.to(device), ours.to(device), criterion.to(device)
 
 
-def make_batch(batch: int, size: int, device: torch.device):
+def make_batch(batch: int, size: int, device: torch.device, boxes_per_image: int = 4):
     """Images [B, 3, S, S] with the later ones padded on the right and bottom (as a real batch of
     different sizes), our mask (True = padding) and targets in both formats."""
     generator = torch.Generator().manual_seed(0)
@@ -95,9 +99,10 @@ def make_batch(batch: int, size: int, device: torch.device):
     images[mask[:, None].expand_as(images)] = 0
     ours, peer = [], []
     for _ in range(batch):
-        labels = torch.randint(0, NUM_CLASSES, (4,), generator=generator)
-        centres = torch.rand(4, 2, generator=generator) * 0.5 + 0.25
-        boxes = torch.cat([centres, torch.rand(4, 2, generator=generator) * 0.3 + 0.1], dim=1)
+        labels = torch.randint(0, NUM_CLASSES, (boxes_per_image,), generator=generator)
+        centres = torch.rand(boxes_per_image, 2, generator=generator) * 0.5 + 0.25
+        sides = torch.rand(boxes_per_image, 2, generator=generator) * 0.3 + 0.1
+        boxes = torch.cat([centres, sides], dim=1)
         ours.append({"labels": labels.to(device), "boxes": boxes.to(device)})
         peer.append({"class_labels": labels.to(device), "boxes": boxes.to(device)})
     return images.to(device), mask.to(device), ours, peer
@@ -193,6 +198,10 @@ def run(args: argparse.Namespace) -> dict:
         torch.nn.utils.clip_grad_norm_(ours.parameters(), CLIP)
         optimizer.step()
 
+    operator_calls = {}
+    set_backbone_training(peer, ours, True)
+    for batch in args.count_batches:
+        operator_calls[f"batch_{batch}"] = count_step_operators(peer, ours, criterion, batch, args.count_size, autocast)
     results, step_flops = {}, {}
     if args.profile:
         set_backbone_training(peer, ours, True)
@@ -258,11 +267,62 @@ def run(args: argparse.Namespace) -> dict:
         "max_output_difference": difference,
         "matmul_peak_gflop_per_s": peak,
         "detr_ft_step_flop_rates": flop_rates,
+        "operator_calls_per_train_step": {"image_size": args.count_size, "boxes_per_image": 5, **operator_calls},
         "results": {
             name: {**figures, "ratio_detr_ft_to_peer": figures["detr_ft"] / figures["peer"]}
             for name, figures in results.items()
         },
     }
+
+
+def count_step_operators(peer, ours, criterion, batch: int, size: int, autocast) -> dict[str, dict[str, int]]:
+    """Outermost aten calls of one training step (forward, loss, backward; after one uncounted step) of each
+    model, per phase. The peer computes its loss inside its forward: its loss function is wrapped to mark it."""
+    from torch.autograd.profiler import record_function
+
+    from benchmarks.operator_counts import count_operator_calls
+
+    device = next(ours.parameters()).device
+    images, mask, our_targets, peer_targets = make_batch(batch, size, device, boxes_per_image=5)
+    pixel_mask = (~mask).long()
+    peer_loss = peer.loss_function
+
+    def marked_peer_loss(*args, **kwargs):
+        with record_function("loss"):
+            return peer_loss(*args, **kwargs)
+
+    def our_step(phase):
+        with autocast():
+            with phase("forward"):
+                outputs = ours(images, mask)
+            with phase("loss"):
+                loss = criterion(outputs, our_targets)["loss"]
+        with phase("backward"):
+            loss.backward()
+
+    def peer_step(phase):
+        with autocast(), phase("forward"):
+            loss = peer(pixel_values=images, pixel_mask=pixel_mask, labels=peer_targets).loss
+        with phase("backward"):
+            loss.backward()
+
+    peer.train()
+    ours.train()
+    peer.loss_function = marked_peer_loss
+    counts = {}
+    try:
+        for name, model, step in (("detr_ft", ours, our_step), ("peer", peer, peer_step)):
+            step(nullcontext_factory)
+            model.zero_grad(set_to_none=True)
+            counts[name] = count_operator_calls(step)
+            model.zero_grad(set_to_none=True)
+    finally:
+        del peer._loss_function
+    return counts
+
+
+def nullcontext_factory(name: str):
+    return nullcontext()
 
 
 def count_flops(step) -> float:
@@ -312,6 +372,15 @@ def print_table(report: dict) -> None:
             f"detr_ft {name} step: {rate['gflop']:.1f} GFLOP at {rate['gflop_per_s']:.0f} GFLOP/s, "
             f"{rate['fraction_of_matmul_peak']:.0%} of the {peak:.0f} GFLOP/s a {setup['precision']} matmul reaches"
         )
+    calls = report["operator_calls_per_train_step"]
+    for batch, models in calls.items():
+        if not batch.startswith("batch_"):
+            continue
+        for name, counts in models.items():
+            print(
+                f"operator calls, {name}, {batch.replace('_', ' ')}, {calls['image_size']} px: {counts['total']} "
+                f"(forward {counts['forward']}, loss {counts['loss']}, backward {counts['backward']})"
+            )
     print(
         "train_step_frozen_cached_features_s: detr_ft with train.cache_backbone_features (a frozen backbone's "
         "features reused from an earlier epoch) against the peer's frozen step, which has no such cache"

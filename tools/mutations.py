@@ -224,31 +224,31 @@ MUTATIONS = [
     Mutation(
         "matcher_no_class_cost",
         "detr_ft/model/matcher.py",
-        "cost = -self.cost_class * probs[b][:, labels]",
-        "cost = torch.zeros_like(probs[b][:, labels])",
+        "cost = -self.cost_class * class_probs",
+        "cost = torch.zeros_like(class_probs)",
         "the matcher weighs each query's probability of the target's class (cost_class)",
         MODEL,
     ),
     Mutation(
         "aux_losses_not_counted",
         "detr_ft/model/criterion.py",
-        'if (name.rsplit("_", 1)[0] if name[-1].isdigit() else name) in self.weights',
-        "if name in self.weights",
+        'losses["loss"] = (per_layer * self.term_weights).sum()',
+        'losses["loss"] = (per_layer[:1] * self.term_weights).sum()',  # the main output's terms only
         "the auxiliary decoder layers' losses count in the total",
         MODEL,
     ),
     Mutation(
         "aux_losses_unweighted",
         "detr_ft/model/criterion.py",
-        'self.weights[name.rsplit("_", 1)[0] if name[-1].isdigit() else name] * value',
-        "self.weights.get(name, 1.0) * value",
+        'losses["loss"] = (per_layer * self.term_weights).sum()',
+        'losses["loss"] = (per_layer[:1] * self.term_weights).sum() + per_layer[1:].sum()',  # aux weighted 1
         "auxiliary terms share their base term's weight (1/5/2)",
         MODEL,
     ),
     Mutation(
         "num_boxes_is_batch_size",
         "detr_ft/model/criterion.py",
-        "return max(count.item(), 1.0)",
+        "return max(count, 1.0)",
         "return float(max(len(targets), 1))",
         "box losses are averaged over the batch's target boxes, not its images",
         MODEL,

@@ -7,10 +7,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from detr_ft.model.boxes import cxcywh_to_xyxy, generalized_box_iou
-from detr_ft.model.matcher import HungarianMatcher
+from detr_ft.model.boxes import cxcywh_to_xyxy, paired_generalized_box_iou
+from detr_ft.model.matcher import HungarianMatcher, PaddedTargets
+from detr_ft.model.set_loss_indices import MatchedIndices
 
 DEFAULT_WEIGHTS = {"loss_ce": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0}
+TERMS = tuple(DEFAULT_WEIGHTS)  # the order of the columns of the per-layer terms
 
 
 class SetCriterion(nn.Module):
@@ -34,28 +36,33 @@ class SetCriterion(nn.Module):
         class_weight = torch.ones(num_classes + 1)
         class_weight[-1] = eos_coef
         self.register_buffer("class_weight", class_weight)
+        # A term left out of `weights` does not count in the total. Not saved: derived from the config.
+        term_weights = torch.tensor([self.weights.get(term, 0.0) for term in TERMS])
+        self.register_buffer("term_weights", term_weights, persistent=False)
 
     def forward(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         """Returns the separate terms (`loss_ce`, `loss_bbox`, `loss_giou`, aux ones suffixed `_i`,
         logging-only `class_error`) and `loss`, the weighted total to back-propagate.
 
         Always computed in fp32, autocast or not: the losses, the matching costs and the box arithmetic
-        (GIoU of small boxes) lose too much in bf16 or fp16."""
+        (GIoU of small boxes) lose too much in bf16 or fp16. All decoder layers are one batch ([L, B, Q, ...],
+        the main output first): one matching, one cross-entropy, one L1 and one GIoU for all of them."""
         with torch.autocast(outputs["pred_logits"].device.type, enabled=False):
-            layers = [_as_float(outputs)] + [_as_float(aux) for aux in outputs.get("aux_outputs", [])]
-            targets = [{**t, "boxes": t["boxes"].float()} for t in targets]
-            num_boxes = self._num_boxes(targets, outputs["pred_boxes"].device)
-            layer_matches = self.matcher.match_layers(layers, targets)
-            losses = self._losses(layers[0], targets, num_boxes, layer_matches[0])
-            losses["class_error"] = self._class_error(layers[0], targets, layer_matches[0])
-            for index, (aux, matches) in enumerate(zip(layers[1:], layer_matches[1:], strict=True)):
-                losses.update({f"{k}_{index}": v for k, v in self._losses(aux, targets, num_boxes, matches).items()})
-            # The one place where terms are weighted: aux terms share their base term's weight.
-            losses["loss"] = sum(
-                self.weights[name.rsplit("_", 1)[0] if name[-1].isdigit() else name] * value
-                for name, value in losses.items()
-                if (name.rsplit("_", 1)[0] if name[-1].isdigit() else name) in self.weights
-            )
+            layers = [outputs, *outputs.get("aux_outputs", [])]
+            logits = _fp32(torch.stack([layer["pred_logits"] for layer in layers]))  # [L, B, Q, K+1]
+            boxes = _fp32(torch.stack([layer["pred_boxes"] for layer in layers]))  # [L, B, Q, 4]
+            padded = PaddedTargets(targets)
+            num_boxes = self._num_boxes(targets, logits.device)
+            assignments = self.matcher.assign(logits, boxes, padded)
+            matched = MatchedIndices.build(assignments, logits.shape[2], padded.labels.shape[1], logits.device)
+            per_layer = self._per_layer_terms(logits, boxes, padded, matched, num_boxes)  # [L, 3]
+            names = [f"{term}_{layer - 1}" if layer else term for layer in range(len(layers)) for term in TERMS]
+            values = dict(zip(names, per_layer.flatten().unbind(), strict=True))
+            losses = {name: values[name] for name in TERMS}
+            losses["class_error"] = self._class_error(logits, padded, matched)
+            losses.update(values)
+            # The one place where terms are weighted: every layer's term (aux ones too) has its base term's weight.
+            losses["loss"] = (per_layer * self.term_weights).sum()
         return losses
 
     @staticmethod
@@ -70,35 +77,35 @@ class SetCriterion(nn.Module):
             return (total / dist.get_world_size()).clamp(min=1.0)
         return max(count, 1.0)
 
-    def _losses(
-        self, outputs: dict, targets: list[dict], num_boxes: float | torch.Tensor, matches: list
-    ) -> dict[str, torch.Tensor]:
-        logits = outputs["pred_logits"]  # [B, Q, K+1]
-        target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device)
-        for b, (query_idx, target_idx) in enumerate(matches):
-            target_classes[b, query_idx.to(logits.device)] = targets[b]["labels"][target_idx].to(logits.device)
-        loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, weight=self.class_weight)
+    def _per_layer_terms(self, logits, boxes, padded, matched, num_boxes) -> torch.Tensor:
+        """-> [L, 3]: loss_ce, loss_bbox, loss_giou of each layer."""
+        layers = logits.shape[0]
+        flat_logits = logits.flatten(0, 2)  # [L * B * Q, K+1]
+        matched_labels = padded.labels.flatten()[matched.target]
+        target_classes = torch.full(flat_logits.shape[:1], self.num_classes, device=logits.device)
+        target_classes[matched.query] = matched_labels
+        # Each layer's mean weighted by the class weights, as cross_entropy(weight=...) takes it: sum w*nll / sum w.
+        weighted_nll = F.cross_entropy(flat_logits, target_classes, weight=self.class_weight, reduction="none")
+        loss_ce = weighted_nll.view(layers, -1).sum(1) / self.class_weight[target_classes].view(layers, -1).sum(1)
 
-        pred = torch.cat([outputs["pred_boxes"][b, q] for b, (q, _) in enumerate(matches)])
-        true = torch.cat([targets[b]["boxes"][t] for b, (_, t) in enumerate(matches)]).to(pred)
-        loss_bbox = F.l1_loss(pred, true, reduction="sum") / num_boxes
-        if len(pred):
-            giou = torch.diag(generalized_box_iou(cxcywh_to_xyxy(pred), cxcywh_to_xyxy(true)))
-            loss_giou = (1 - giou).sum() / num_boxes
-        else:
-            loss_giou = pred.sum() * 0  # keeps the graph connected for images without boxes
-        return {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou}
+        pred = boxes.flatten(0, 2)[matched.query]
+        true = padded.boxes.flatten(0, 1)[matched.target]
+        giou = paired_generalized_box_iou(cxcywh_to_xyxy(pred), cxcywh_to_xyxy(true))
+        per_pair = torch.stack([(pred - true).abs().sum(-1), 1 - giou], dim=1)  # [M, 2]: L1, 1 - GIoU
+        box_terms = per_pair.new_zeros(layers, 2).index_add(0, matched.layer, per_pair) / num_boxes
+        return torch.cat([loss_ce[:, None], box_terms], dim=1)
 
     @torch.no_grad()
-    def _class_error(self, outputs: dict, targets: list[dict], matches: list) -> torch.Tensor:
-        """Percentage of matched queries whose top class is wrong (for logging only)."""
-        predicted = torch.cat([outputs["pred_logits"][b, q].argmax(-1) for b, (q, _) in enumerate(matches)])
-        true = torch.cat([targets[b]["labels"][t] for b, (_, t) in enumerate(matches)]).to(predicted.device)
-        if len(true) == 0:
-            return torch.tensor(0.0, device=predicted.device)
+    def _class_error(self, logits, padded, matched) -> torch.Tensor:
+        """Percentage of the main output's matched queries whose top class is wrong (for logging only)."""
+        if matched.main_count == 0:
+            return torch.tensor(0.0, device=logits.device)
+        main = slice(0, matched.main_count)
+        predicted = logits.flatten(0, 2)[matched.query[main]].argmax(-1)
+        true = padded.labels.flatten()[matched.target[main]]
         return 100.0 * (1 - (predicted == true).float().mean())
 
 
-def _as_float(outputs: dict) -> dict:
-    """A decoder layer's pred_logits and pred_boxes in fp32 (differentiable casts)."""
-    return {"pred_logits": outputs["pred_logits"].float(), "pred_boxes": outputs["pred_boxes"].float()}
+def _fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """A differentiable cast to fp32, skipped (no op at all) when the tensor already is."""
+    return tensor if tensor.dtype == torch.float32 else tensor.float()

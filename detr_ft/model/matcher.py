@@ -1,6 +1,13 @@
 """Hungarian matching of predictions to targets, as the DETR paper: each target gets the query that
-minimises cost_class * (-p(class)) + cost_bbox * L1 + cost_giou * (-GIoU)."""
+minimises cost_class * (-p(class)) + cost_bbox * L1 + cost_giou * (-GIoU).
 
+The costs of every decoder layer and every image are one batched computation on the device ([L, B, Q, N], the
+targets padded to the batch's most boxes N), copied to the host once; only the assignments (scipy) run per image.
+"Images" are any rows of equal query counts: Group DETR's query groups match as images of their own (outputs
+[L, B, K*Q] viewed as [L, B*K, Q], each image's padded targets repeated K times).
+"""
+
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
@@ -8,10 +15,23 @@ from torch import nn
 from detr_ft.model.boxes import cxcywh_to_xyxy, generalized_box_iou
 
 Matches = list[tuple[torch.Tensor, torch.Tensor]]
+Assignments = list[list[tuple[np.ndarray, np.ndarray]]]  # per layer, per image: (query indices, target indices)
 
 
 class NonFinitePredictions(FloatingPointError):
     """The model predicted NaN or infinite logits or boxes: training has diverged."""
+
+
+class PaddedTargets:
+    """A batch's targets as two padded tensors: labels [B, N] and fp32 cxcywh boxes [B, N, 4] (N: the most boxes
+    of one image; padding is label 0 and a finite box, never matched), and each image's box count."""
+
+    def __init__(self, targets: list[dict]):
+        self.sizes = [len(target["labels"]) for target in targets]
+        pad = torch.nn.utils.rnn.pad_sequence
+        self.labels = pad([target["labels"] for target in targets], batch_first=True)
+        boxes = pad([target["boxes"] for target in targets], batch_first=True, padding_value=0.5)
+        self.boxes = boxes if boxes.dtype == torch.float32 else boxes.float()
 
 
 class HungarianMatcher(nn.Module):
@@ -28,40 +48,52 @@ class HungarianMatcher(nn.Module):
 
     @torch.no_grad()
     def match_layers(self, layer_outputs: list[dict], targets: list[dict]) -> list[Matches]:
-        """The matches of several outputs (the decoder's layers) against the same targets, one list per output.
-
-        Costs are computed only between each image's queries and that image's own targets, in fp32 even under
-        autocast (bf16 would round nearby costs together and change the assignment), then copied to the host
-        once for all outputs together: one device-to-host transfer per training step. Non-finite predictions
-        (a diverged model) make non-finite costs: checked on that host copy, so the check adds no device sync
-        and nothing downstream (the criterion's GIoU) ever sees NaN boxes. Raises NonFinitePredictions.
-        """
+        """The matches of several outputs (the decoder's layers) against the same targets, one list per output."""
         if not targets:
             return [[] for _ in layer_outputs]
-        costs = []
-        with torch.autocast(layer_outputs[0]["pred_logits"].device.type, enabled=False):
-            for outputs in layer_outputs:
-                probs = outputs["pred_logits"].float().softmax(-1)
-                pred_boxes = outputs["pred_boxes"].float()
-                for b, target in enumerate(targets):
-                    costs.append(self._cost(probs[b], pred_boxes[b], target["labels"], target["boxes"].float()))
-        sizes = [c.shape[1] for c in costs]
-        host = torch.cat(costs, dim=1).cpu() if costs else torch.empty(0)
-        if not torch.isfinite(host).all():
+        logits = torch.stack([outputs["pred_logits"] for outputs in layer_outputs])
+        boxes = torch.stack([outputs["pred_boxes"] for outputs in layer_outputs])
+        assignments = self.assign(logits, boxes, PaddedTargets(targets))
+        return [[(torch.as_tensor(q), torch.as_tensor(t)) for q, t in layer] for layer in assignments]
+
+    @torch.no_grad()
+    def assign(self, logits: torch.Tensor, boxes: torch.Tensor, targets: PaddedTargets) -> Assignments:
+        """logits [L, B, Q, K+1], boxes [L, B, Q, 4] (L layers of B images) -> per layer, per image the host
+        arrays (query indices, target indices), int64.
+
+        Costs are computed in fp32 even under autocast (bf16 would round nearby costs together and change the
+        assignment), then copied to the host at once: one device-to-host transfer per training step. Non-finite
+        predictions (a diverged model) make non-finite costs: checked on that host copy, so the check adds no
+        device sync and nothing downstream (the criterion's GIoU) ever sees NaN boxes. Raises
+        NonFinitePredictions.
+        """
+        layers, images = logits.shape[:2]
+        if max(targets.sizes, default=0) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return [[(empty, empty)] * images for _ in range(layers)]
+        with torch.autocast(logits.device.type, enabled=False):
+            probs = logits.float().softmax(-1)
+            cost = self._cost(probs, boxes.float(), targets.labels, targets.boxes)
+        host = cost.cpu().numpy()  # [L, B, Q, N]
+        if not np.isfinite(host).all():  # padding costs are finite: only a prediction can make this fail
             raise NonFinitePredictions("the model's predictions (class logits or boxes) are not finite (NaN or inf)")
-        matches = []
-        for chunk in host.split(sizes, dim=1):
-            rows, cols = linear_sum_assignment(chunk.numpy())
-            matches.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
-        return [matches[i : i + len(targets)] for i in range(0, len(matches), len(targets))]
+        return [
+            [_assignment(host[layer, image, :, :size]) for image, size in enumerate(targets.sizes)]
+            for layer in range(layers)
+        ]
 
     def _cost(self, probs, pred_boxes, labels, boxes) -> torch.Tensor:
-        """probs [Q, K+1], pred_boxes [Q, 4], labels [N], boxes [N, 4] -> cost [Q, N]."""
+        """probs [L, B, Q, K+1], pred_boxes [L, B, Q, 4], labels [B, N], boxes [B, N, 4] -> cost [L, B, Q, N]."""
+        index = labels[None, :, None, :].expand(*probs.shape[:3], labels.shape[-1])
         # -p(class) rather than -log p: same scale as the box costs, which made matching stabler in the paper.
-        cost = -self.cost_class * probs[:, labels]
-        cost = cost + self.cost_bbox * torch.cdist(pred_boxes, boxes, p=1)
-        if len(labels):
-            cost = cost - self.cost_giou * generalized_box_iou(
-                cxcywh_to_xyxy(pred_boxes), cxcywh_to_xyxy(boxes), validate=False
-            )
+        class_probs = probs.gather(-1, index)
+        cost = -self.cost_class * class_probs
+        cost = cost + self.cost_bbox * torch.cdist(pred_boxes, boxes[None].expand(len(probs), -1, -1, -1), p=1)
+        giou = generalized_box_iou(cxcywh_to_xyxy(pred_boxes), cxcywh_to_xyxy(boxes)[None], validate=False)
+        cost = cost - self.cost_giou * giou
         return cost
+
+
+def _assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = linear_sum_assignment(cost)
+    return rows.astype(np.int64, copy=False), cols.astype(np.int64, copy=False)
