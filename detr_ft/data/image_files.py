@@ -28,13 +28,16 @@ def escapes_folder(images_dir: Path, file_name: str) -> bool:
     return os.path.commonpath([folder, os.path.normpath(os.path.join(folder, file_name))]) != folder
 
 
-def _is_truncated(path: Path, image_format: str | None) -> bool:
+def _is_truncated(file, size: int, image_format: str | None) -> bool:
+    """`file`: the image's open binary file (PIL's, read position restored), `size` its length in bytes."""
     marker = END_MARKERS.get(image_format or "")
     if marker is None:
         return False
-    with path.open("rb") as file:
-        file.seek(max(0, path.stat().st_size - TAIL_BYTES))
-        return marker not in file.read()
+    position = file.tell()
+    file.seek(max(0, size - TAIL_BYTES))
+    truncated = marker not in file.read()
+    file.seek(position)
+    return truncated
 
 
 def _orientation(image: Image.Image) -> int | None:
@@ -49,21 +52,26 @@ def _orientation(image: Image.Image) -> int | None:
 
 def displayed_size(path: Path) -> tuple[int, int]:
     """(width, height) as a viewer shows the image, from its header; raises OSError naming the fault."""
-    if not path.is_file():
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = None
+    if size is None or not path.is_file():
         raise OSError("is missing")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise OSError("is empty (0 bytes)")
     try:
-        with Image.open(path) as image:
+        with path.open("rb") as file, Image.open(file) as image:
             width, height = image.size
             image_format = image.format
             orientation = _orientation(image)
-            if image_format == "PNG" and not _is_truncated(path, image_format):
+            truncated = _is_truncated(file, size, image_format)
+            if image_format == "PNG" and not truncated:
                 image.verify()  # chunk checksums, read but not decompressed: see CORRUPT_PNG_NOTE
     except UnidentifiedImageError:
         raise OSError("is not an image file (no image format recognises its header)") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise OSError(f"is damaged or has an unreadable header ({error})") from None
-    if _is_truncated(path, image_format):
+    if truncated:
         raise OSError(f"is truncated (its {image_format} end marker is missing)")
     return (height, width) if orientation in TRANSPOSING_ORIENTATIONS else (width, height)
