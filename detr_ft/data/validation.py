@@ -27,6 +27,9 @@ BOX = "'bbox' must be [x, y, width, height]: 4 finite numbers, width and height 
 class DatasetError(ValueError):
     """A dataset that cannot be trained on, with the annotation file, the ids, the keys and what is valid."""
 
+    def __repr__(self) -> str:  # Hydra's instantiate quotes repr(error): keep the message's lines readable
+        return f"DatasetError: {self}"
+
 
 @dataclass
 class SplitReport:
