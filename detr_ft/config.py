@@ -4,7 +4,7 @@ derived values the config computes (`${backbone_lr:...}`, `${asset:...}`).
 A misspelt key or a value of the wrong type fails while Hydra composes, before any data is read.
 `model`, `criterion`, `data`, `module`, `callbacks`, `logger` and `trainer` are `_target_` trees that
 `train(cfg)` builds with `hydra.utils.instantiate`; they are checked where they are built (see
-`check_trainer_keys`). The secondary entry points (predict, export, compare, data.check) have small schemas
+`check_trainer_keys`). The secondary entry points (predict, export, compare, check) have small schemas
 of their own here too, so a misspelt key fails there the same way.
 """
 
@@ -163,7 +163,7 @@ class CompareConfig:
 
 @dataclass
 class CheckConfig:
-    """conf/check.yaml: `python -m detr_ft.data.check` (the main config's `data` and `model` groups)."""
+    """conf/check.yaml: `python -m detr_ft.check` (the main config's `data` and `model` groups)."""
 
     data: Any = MISSING
     model: Any = MISSING  # only model.num_queries is read: images with more objects than queries are reported

@@ -2,7 +2,6 @@
 
 import contextlib
 import io
-import json
 import logging
 from pathlib import Path
 
@@ -14,68 +13,9 @@ from detr_ft.data.categories import CategoryMap
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.data.sampling import Draw
 from detr_ft.data.transforms import apply
+from detr_ft.data.validation import read_split
 
 log = logging.getLogger(__name__)
-
-
-COCO_LISTS = ("images", "annotations", "categories")
-
-
-def load_annotation_file(path: str | Path) -> dict:
-    """The file's JSON if it holds COCO's three lists; FileNotFoundError or ValueError naming the file if not."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"annotation file {path} is not valid JSON: {error}") from None
-    missing = [key for key in COCO_LISTS if not isinstance(data, dict) or not isinstance(data.get(key), list)]
-    if missing:
-        raise ValueError(
-            f"annotation file {path} has no {missing} list(s) (COCO format needs images, annotations, categories)"
-        )
-    return data
-
-
-def describe(annotation: dict) -> str:
-    """How messages name an annotation."""
-    return f"annotation id {annotation.get('id')} (image {annotation.get('image_id')})"
-
-
-def has_valid_bbox(annotation: dict) -> bool:
-    bbox = annotation.get("bbox")
-    return isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)
-
-
-def annotation_problems(annotation: dict, category_ids: set) -> list[str]:
-    """What stops one annotation from being trained on (its bbox, its category), each naming the annotation.
-    read_annotations raises on the first; `python -m detr_ft.data.check` reports them all."""
-    problems = []
-    if not has_valid_bbox(annotation):
-        problems.append(
-            f"{describe(annotation)}: missing or malformed bbox {annotation.get('bbox')!r} "
-            "(want [x, y, width, height] numbers)"
-        )
-    if annotation.get("category_id") not in category_ids:
-        problems.append(
-            f"{describe(annotation)}: unknown category_id {annotation.get('category_id')!r} "
-            f"(the file's categories are {sorted(category_ids, key=str)})"
-        )
-    return problems
-
-
-def read_annotations(path: str | Path) -> dict:
-    """The annotation file's JSON, with errors that name the file and what is wrong in it."""
-    data = load_annotation_file(path)
-    category_ids = {category.get("id") for category in data["categories"]}
-    for annotation in data["annotations"]:
-        problems = annotation_problems(annotation, category_ids)
-        if problems:
-            raise ValueError(
-                f"annotation file {path}: {problems[0]}; run `python -m detr_ft.data.check` for a full report"
-            )
-    return data
 
 
 def coco_from_dict(data: dict) -> COCO:
@@ -100,13 +40,15 @@ class CocoDetection(Dataset):
         skip_bad_images: bool = False,
         annotations: dict | None = None,
     ):
-        """`annotations`: the file's content when the caller has already read it with read_annotations
-        (COCO's train file is 450 MB: reading it once matters)."""
+        """`annotations`: the file's content when the caller has already read it with `read_split`
+        (COCO's train file is 450 MB: reading it once matters); otherwise it is read and validated here."""
         self.images_dir = Path(images_dir)
         if not self.images_dir.is_dir():
             raise FileNotFoundError(f"image folder {self.images_dir} does not exist")
         self.annotations_file = Path(annotations_file)
-        self.coco = coco_from_dict(annotations if annotations is not None else read_annotations(annotations_file))
+        if annotations is None:
+            annotations = read_split(self.images_dir, self.annotations_file, skip_bad_images=skip_bad_images)
+        self.coco = coco_from_dict(annotations)
         self.category_map = CategoryMap.from_coco_categories(self.coco.dataset["categories"], label_mode)
         self.image_ids = sorted(self.coco.imgs)
         self.transforms = transforms

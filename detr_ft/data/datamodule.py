@@ -11,11 +11,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from detr_ft.data.categories import CategoryMap
-from detr_ft.data.coco import CocoDetection, read_annotations
+from detr_ft.data.coco import CocoDetection
 from detr_ft.data.collate import collate
 from detr_ft.data.object_counts import ObjectCounts
 from detr_ft.data.sampling import EpochSampler
 from detr_ft.data.transforms import describe_eval_transforms, make_eval_transforms, make_train_transforms
+from detr_ft.data.validation import DatasetError, read_split
 
 
 def split_paths(
@@ -27,6 +28,7 @@ def split_paths(
     test_annotations: str | None = None,
 ) -> dict[str, tuple[Path, Path]]:
     """{"train": (images folder, annotation file), "val": ..., and "test" when both its paths are set}."""
+    _require_paths(train_images, train_annotations, val_images, val_annotations)
     paths = {
         "train": (Path(train_images), Path(train_annotations)),
         "val": (Path(val_images), Path(val_annotations)),
@@ -34,6 +36,16 @@ def split_paths(
     if test_images and test_annotations:
         paths["test"] = (Path(test_images), Path(test_annotations))
     return paths
+
+
+def _require_paths(*paths) -> None:
+    """data=coco derives the four paths from `data.root`; without it they read `None/...` (or are unset)."""
+    if any(path is None or str(path).startswith("None/") for path in paths):
+        raise DatasetError(
+            "no dataset location: set data.root (a folder in the COCO 2017 layout: train2017/, val2017/, "
+            "annotations/instances_{train,val}2017.json) or all four of data.train_images, data.train_annotations, "
+            "data.val_images and data.val_annotations"
+        )
 
 
 class DetectionDataModule(pl.LightningDataModule):
@@ -78,9 +90,17 @@ class DetectionDataModule(pl.LightningDataModule):
             make_train_transforms(list(train_scales), max_size, crop) if train_augmentation else self.eval_transforms
         )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        # Read (and validated) once here for the class count; the train dataset reuses it in setup.
-        self._train_annotations: dict | None = read_annotations(self.paths["train"][1])
+        # Every split read and validated here, before any training step (and once: the datasets reuse it in setup).
+        self._annotations = {split: read_split(*paths, split, skip_bad_images) for split, paths in self.paths.items()}
+        self._train_annotations: dict | None = self._annotations["train"]
         self.category_map = CategoryMap.from_coco_categories(self._train_annotations["categories"], label_mode)
+        for split, data in self._annotations.items():
+            ids = sorted(int(category["id"]) for category in data["categories"])
+            if ids != self.category_map.category_ids:
+                raise DatasetError(
+                    f"{self.paths[split][1]} has categories {ids} but the train file {self.paths['train'][1]} "
+                    f"has {self.category_map.category_ids}; the splits must share them"
+                )
         if num_classes is not None and num_classes != self.category_map.num_classes:
             raise ValueError(
                 f"data.num_classes={num_classes} disagrees with {self.paths['train'][1]}, which defines "
@@ -106,18 +126,12 @@ class DetectionDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             images, annotations = self.paths[split]
             transforms = self.train_transforms if split == "train" else self.eval_transforms
-            already_read = self._train_annotations if split == "train" else None
-            dataset = CocoDetection(
+            already_read = self._annotations.pop(split, None)  # the dataset's COCO index holds it from now on
+            self.datasets[split] = CocoDetection(
                 images, annotations, transforms, self.label_mode, self.skip_bad_images, already_read
             )
             if split == "train":
-                self._train_annotations = None  # the dataset's COCO index holds it now
-            if split != "train" and dataset.category_map.category_ids != self.category_map.category_ids:
-                raise ValueError(
-                    f"{annotations} has categories {dataset.category_map.category_ids} but the train file "
-                    f"{self.paths['train'][1]} has {self.category_map.category_ids}; the splits must share them"
-                )
-            self.datasets[split] = dataset
+                self._train_annotations = None
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:

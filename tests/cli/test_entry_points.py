@@ -33,7 +33,7 @@ TOOLS = [  # module, what --help must list, a misspelt override, the key the err
         "logger.tracking_uri",
     ),
     (
-        "detr_ft.data.check",
+        "detr_ft.check",
         ["data:", "_target_: detr_ft.data.synthetic", "train_size: 800"],
         "data.train_sise=3",
         "data.train_size",

@@ -6,8 +6,9 @@ import json
 import pytest
 from PIL import Image
 
-from detr_ft.data import CategoryMap, DetectionDataModule
+from detr_ft.data import CategoryMap, DetectionDataModule, coco
 from detr_ft.data.images import BadImageError
+from detr_ft.data.validation import DatasetError
 
 
 def test_category_map_both_ways_and_both_modes():
@@ -54,10 +55,10 @@ def _module(images, annotations, **kw):
 
 def test_missing_annotation_file_and_image_folder_are_named(tmp_path):
     images, annotations = _write_coco(tmp_path)
-    with pytest.raises(FileNotFoundError, match="nope.json"):
+    with pytest.raises(DatasetError, match="annotation file .*nope.json does not exist"):
         _module(images, tmp_path / "nope.json")
-    with pytest.raises(FileNotFoundError, match="no_images"):
-        _module(tmp_path / "no_images", annotations).setup("fit")
+    with pytest.raises(DatasetError, match="image folder .*no_images does not exist"):
+        _module(tmp_path / "no_images", annotations)
 
 
 def test_invalid_json_and_missing_bbox_are_named(tmp_path):
@@ -66,8 +67,8 @@ def test_invalid_json_and_missing_bbox_are_named(tmp_path):
     with pytest.raises(ValueError, match="instances.json is not valid JSON"):
         _module(images, annotations)
     _write_coco(tmp_path, annotations=[{"id": 9, "image_id": 1, "category_id": 5}])
-    with pytest.raises(ValueError, match="annotation id 9 .*bbox"):
-        _module(images, annotations).setup("fit")
+    with pytest.raises(DatasetError, match="annotation id 9 .*malformed 'bbox' None"):
+        _module(images, annotations)
 
 
 def test_num_classes_disagreeing_with_the_file_names_both_numbers(tmp_path):
@@ -76,15 +77,28 @@ def test_num_classes_disagreeing_with_the_file_names_both_numbers(tmp_path):
         _module(images, annotations, num_classes=3)
 
 
-def test_corrupt_image_stops_with_its_path_unless_skipped(tmp_path):
+def test_an_image_that_fails_to_decode_after_the_up_front_check_stops_with_its_path_unless_skipped(
+    tmp_path, monkeypatch
+):
+    """A file whose header is whole but whose pixels do not decode (the header check cannot see it: the
+    decoder is made to fail here) stops at loading with its path, or is skipped with data.skip_bad_images=true
+    (tests/data/test_validation.py covers what the header check stops)."""
     images, annotations = _write_coco(tmp_path)
     data = json.loads(annotations.read_text())
-    data["images"].append({"id": 2, "file_name": "broken.jpg", "width": 40, "height": 30})
+    data["images"].append({"id": 2, "file_name": "broken.png", "width": 40, "height": 30})
     annotations.write_text(json.dumps(data))
-    (images / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    Image.new("RGB", (40, 30), 128).save(images / "broken.png")
+    load_rgb = coco.load_rgb
+
+    def failing_on_broken(path):
+        if path.name == "broken.png":
+            raise BadImageError(f"cannot decode image {path}: broken data stream")
+        return load_rgb(path)
+
+    monkeypatch.setattr(coco, "load_rgb", failing_on_broken)
     strict = _module(images, annotations)
     strict.setup("fit")
-    with pytest.raises(BadImageError, match="broken.jpg"):
+    with pytest.raises(BadImageError, match="broken.png.*data.skip_bad_images=true"):
         strict.datasets["train"][1]
     lenient = _module(images, annotations, skip_bad_images=True)
     lenient.setup("fit")

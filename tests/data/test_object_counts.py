@@ -1,9 +1,9 @@
 """Objects per image against model.num_queries: DETR can never recall more objects than it has queries, so the
 data check and the training start-up report the counts and say what to set."""
 
-from detr_ft.data.check import report
 from detr_ft.data.datamodule import split_paths
 from detr_ft.data.object_counts import ObjectCounts
+from detr_ft.data.report import report
 
 
 def _coco(counts: list[int], crowd_on_first: int = 0) -> dict:
@@ -33,9 +33,9 @@ def test_the_data_check_reports_objects_per_image_against_the_queries(synthetic_
         synthetic_folder / "val",
         synthetic_folder / "annotations" / "instances_val.json",
     )
-    assert report(splits, read_images=False, num_queries=100) == 0  # a warning, not an error
+    assert report(splits, num_queries=100) == 0  # a warning, not an error
     printed = capsys.readouterr().out
     assert "objects per image: largest" in printed and "(model.num_queries=100)" in printed
     assert "WARNING" not in printed
-    report(splits, read_images=False, num_queries=1)
+    report(splits, num_queries=1)
     assert "WARNING" in capsys.readouterr().out

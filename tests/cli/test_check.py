@@ -1,4 +1,4 @@
-"""`python -m detr_ft.data.check`, run as users run it: a clean report on the built-in data, and every
+"""`python -m detr_ft.check`, run as users run it: a clean report on the built-in data, and every
 problem of a deliberately broken dataset named with exit status 1. Runs in a folder of its own, which the
 check must leave empty."""
 
@@ -9,13 +9,14 @@ import sys
 import numpy as np
 from PIL import Image
 
-from detr_ft.data.check import check_split
+from detr_ft.data.validation import validate_split
+from tests.data.tiny_coco import write_tiny_coco
 
 
 def _check(*overrides: str, cwd) -> subprocess.CompletedProcess:
     before = sorted(cwd.iterdir())
     result = subprocess.run(
-        [sys.executable, "-m", "detr_ft.data.check", *overrides], cwd=cwd, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "detr_ft.check", *overrides], cwd=cwd, capture_output=True, text=True, timeout=180
     )
     assert sorted(cwd.iterdir()) == before, "the check writes nothing where it is run"
     return result
@@ -62,7 +63,6 @@ def _broken_dataset(folder):
 def _check_coco(images, train_annotations, val_annotations) -> subprocess.CompletedProcess:
     return _check(
         "data=coco",
-        f"data.root={images.parent}",
         f"data.train_images={images}",
         f"data.train_annotations={train_annotations}",
         f"data.val_images={images}",
@@ -89,12 +89,13 @@ def test_box_category_id_and_file_problems_are_reported(tmp_path):
     result = _check_coco(tmp_path / "images", tmp_path / "instances.json", tmp_path / "instances.json")
     assert result.returncode == 1, result.stdout + result.stderr
     for expected in (
-        "outside the 40x30 image",
+        "WARNING: clipped 1 box(es) that reach past their image's edge",
         "unknown category_id 99",
-        "zero-area box",
+        "zero-area 'bbox' [1, 1, 0, 5]",
         "duplicate annotation id 1",
         "missing.png is missing",
         "1 of 2 images have no annotations",
+        "training stops on unreadable image files unless data.skip_bad_images=true",
     ):
         assert expected in result.stdout, expected
 
@@ -104,9 +105,9 @@ def test_a_broken_dataset_is_reported_problem_by_problem(tmp_path):
     result = _check_coco(tmp_path / "images", tmp_path / "train.json", tmp_path / "val.json")
     assert result.returncode == 1, result.stdout + result.stderr
     for expected in (
-        "rotated.jpg is 20x40 as displayed but the annotation file says 40x20 (EXIF-rotated photo?",
-        "cut.jpg: image file is truncated",
-        "malformed bbox ['1', 2, 3, 4]",
+        "rotated.jpg is 20x40 as displayed but the annotation file says 'width' 40, 'height' 20 (EXIF-rotated",
+        "cut.jpg is truncated (its JPEG end marker is missing)",
+        "malformed 'bbox' ['1', 2, 3, 4]",
         "category 'unused' has no annotations in this split",
         "categories [1] differ from the train split's [1, 2]",
         "2 images, 2 annotations, 2 categories",
@@ -115,21 +116,28 @@ def test_a_broken_dataset_is_reported_problem_by_problem(tmp_path):
     assert result.stdout.strip().endswith("error(s)")
 
 
-def test_the_coco_layout_under_data_root_and_a_missing_root(tmp_path):
+def test_the_coco_layout_under_data_root_the_four_paths_alone_and_neither(tmp_path):
     composed = _check("data=coco", "data.root=/data/mycoco", "--cfg", "job", cwd=tmp_path)
     assert composed.returncode == 0, composed.stderr
     assert "train_images: ${.root}/train2017" in composed.stdout and "root: /data/mycoco" in composed.stdout
     missing = _check("data=coco", cwd=tmp_path)
-    assert missing.returncode == 1
-    assert missing.stderr.strip().endswith("error: missing data.root=... (see python -m detr_ft.data.check --help)")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr
+    assert missing.stderr.strip().startswith("error: no dataset location: set data.root"), missing.stderr
+    assert "data.train_images, data.train_annotations, data.val_images and data.val_annotations" in missing.stderr
+    (tmp_path / "mine").mkdir()
+    images, annotations = write_tiny_coco(tmp_path / "mine")
+    paths = _check_coco(images, annotations, annotations)  # no data.root: the README's "other layouts"
+    assert paths.returncode == 0, paths.stdout + paths.stderr
+    assert paths.stdout.strip().endswith("dataset OK")
 
 
 def test_structural_problems_are_errors_not_crashes(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2, 3]")
     (tmp_path / "partial.json").write_text(json.dumps({"images": [], "categories": []}))
     assert (
-        "no ['images', 'annotations', 'categories'] list(s)" in check_split(tmp_path, tmp_path / "list.json").errors[0]
+        "no ['images', 'annotations', 'categories'] list(s)"
+        in validate_split(tmp_path, tmp_path / "list.json").errors[0]
     )
-    assert "no ['annotations'] list(s)" in check_split(tmp_path, tmp_path / "partial.json").errors[0]
-    assert "does not exist" in check_split(tmp_path / "nowhere", tmp_path / "list.json").errors[0]
-    assert "annotation file" in check_split(tmp_path, tmp_path / "absent.json").errors[0]
+    assert "no ['annotations'] list(s)" in validate_split(tmp_path, tmp_path / "partial.json").errors[0]
+    assert "does not exist" in validate_split(tmp_path / "nowhere", tmp_path / "list.json").errors[0]
+    assert "annotation file" in validate_split(tmp_path, tmp_path / "absent.json").errors[0]
