@@ -57,7 +57,8 @@ def recipe(data_cache):
 
 
 def _module(cfg: DictConfig, batch_size: int = 1) -> DetectionDataModule:
-    module = hydra.utils.instantiate(cfg.data, batch_size=batch_size, num_workers=0)
+    # unseeded: the draws come from the seeds _seed() sets, not from (train.seed, epoch, image) with the epoch fixed
+    module = hydra.utils.instantiate(cfg.data, batch_size=batch_size, num_workers=0, sampling_seed=None)
     module.setup("fit")
     return module
 
