@@ -28,6 +28,10 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
     position in the input from 1, file_name its file's name ("" for an array), category_id the annotation
     file's id, bbox [x, y, width, height] in the image's own pixels, score."""
 
+    # No type-hint validation (MLflow warns at class creation without hints): predict takes several input types
+    # no one hint describes; the logged signature is given explicitly (detr_ft/tracking/model_logging.py).
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         self.detector = Detector(context.artifacts[WEIGHTS], device="auto")
 
