@@ -14,8 +14,9 @@
 Conventions (read by the comparison too): one run per Hydra job; params are the flattened resolved config
 (`train/learning_rate`, `module/backbone_learning_rate`); tags `strategy` (what ran), `strategy_preset`,
 `schedule`, `dataset`, `model`, `sweep`, `git_commit`, `monitor`, `eval_weights` (ema | raw: what val/* scored),
-`best_checkpoint`, `best_epoch`, `stop_reason`; failed runs are FAILED with `status_error`. A sweep's jobs are
-children (`mlflow.parentRunId`) of a parent run tagged `detr_ft.kind=sweep`.
+`best_checkpoint`, `best_epoch`, `stop_reason`, `model_uri` (the logged model); failed runs are FAILED with
+`status_error`. A sweep's jobs are children (`mlflow.parentRunId`) of a parent run tagged `detr_ft.kind=sweep`
+(and `registered_model` when it registered its best job). Inputs: the train and val splits as datasets.
 
 Below are the names the training recipe uses (and conf/logger/*.yaml's targets).
 """

@@ -18,7 +18,7 @@ from detr_ft.image_predictions import predict
 from detr_ft.tracking import model_logging
 from detr_ft.train import train
 from detr_ft.training import checkpoint_file
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, run_app_with_mlflow, run_cli, sweep_runs
 
 NAME = "detr-test"
 LOAD_AND_PREDICT = """
@@ -149,3 +149,22 @@ def test_a_tampered_weights_artifact_is_refused_and_its_payload_never_runs(store
     with pytest.raises(Exception, match="refused to load"):
         mlflow.pyfunc.load_model(str(local))
     assert not marker.exists()
+
+
+def test_a_real_sweep_registers_its_best_job_and_its_jobs_register_nothing_themselves(tmp_path):
+    result, uri = run_app_with_mlflow(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        "train.learning_rate=1e-4,2e-4",
+        "logger.register_model=swept-real",
+        multirun=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    parents, jobs = sweep_runs(uri)
+    client = MlflowClient(uri)
+    versions = client.search_model_versions("name = 'swept-real'")
+    assert len(jobs) == 2 and all(model_logging.MODEL_TAG in job.data.tags for job in jobs)  # each logged its model
+    assert len(versions) == 1  # the sweep's best job, registered once
+    best = client.get_model_version_by_alias("swept-real", "best")
+    assert best.run_id == parents[0].data.tags["best_run_id"]
+    assert parents[0].data.tags["registered_model"] == f"swept-real/{best.version} (@best)"
