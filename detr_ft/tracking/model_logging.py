@@ -134,7 +134,11 @@ def log_run_model(logger, summary, settings, in_sweep: bool) -> str | None:
     checkpoint = summary.best_checkpoint if which == "best" else summary.last_checkpoint
     if not checkpoint:
         return None
-    uri = log_model(logger.tracking_uri, logger.run_id, checkpoint)
-    if settings.get("register_model") and not in_sweep:
-        register(logger.tracking_uri, uri, settings.register_model, summary.best_metrics.get(METRIC))
+    try:
+        uri = log_model(logger.tracking_uri, logger.run_id, checkpoint)
+        if settings.get("register_model") and not in_sweep:
+            register(logger.tracking_uri, uri, settings.register_model, summary.best_metrics.get(METRIC))
+    except Exception as error:  # the run trained and its checkpoints are written: a lost server must not fail it
+        log.warning("MLflow: could not log or register the run's model (%s: %s)", type(error).__name__, error)
+        return None
     return uri
