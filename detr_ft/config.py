@@ -10,6 +10,7 @@ of their own here too, so a misspelt key fails there the same way.
 
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,14 @@ class StrategyConfig:
     name: str = MISSING
 
 
+class ModelToLog(Enum):
+    """`logger.log_model`: which checkpoint becomes the run's MLflow model."""
+
+    best = "best"
+    last = "last"
+    none = "none"
+
+
 @dataclass
 class TrackingStoreConfig:
     """Where MLflow runs live: `logger.*` of the main app and of `detr_ft.compare`, one spelling for both."""
@@ -89,6 +98,8 @@ class LoggerConfig(TrackingStoreConfig):
     _target_: str = "detr_ft.tracking.mlflow_logger"  # or detr_ft.tracking.no_logger (logger=none)
     run_name: str | None = None
     log_best_checkpoint: bool = False
+    log_model: ModelToLog = ModelToLog.best  # the checkpoint logged as the run's MLflow model (runs:/<id>/model)
+    register_model: str | None = None  # a Model Registry name: the model (a sweep's best job's) is registered
 
 
 @dataclass
@@ -135,6 +146,7 @@ class PredictConfig:
     threshold: float = 0.7
     output: str = "predictions"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    tracking_uri: str = "sqlite:///mlflow.db"  # where runs:/, models:/ and run-id checkpoints are looked up
 
 
 @dataclass

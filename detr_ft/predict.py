@@ -13,6 +13,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from detr_ft import tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config import exit_if_missing
 from detr_ft.image_predictions import predict
@@ -22,7 +23,10 @@ from detr_ft.image_predictions import predict
 def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.predict")
     try:
-        predict(cfg.checkpoint, cfg.input, cfg.threshold, cfg.output, cfg.device)
+        checkpoint = cfg.checkpoint
+        if tracking.is_run_reference(checkpoint):  # runs:/..., models:/NAME@best, a run id
+            checkpoint = tracking.resolve_checkpoint_reference(checkpoint, cfg.tracking_uri)
+        predict(checkpoint, cfg.input, cfg.threshold, cfg.output, cfg.device)
     except (FileNotFoundError, ValueError) as error:  # CheckpointError and BadImageError are ValueErrors
         sys.exit(f"error: {error}")
 

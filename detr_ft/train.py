@@ -54,6 +54,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         weights_path, resume_path = starting_points(cfg.train, cfg.logger.tracking_uri)  # before data is read
 
         datamodule = instantiate(cfg.data)
+        tracking.log_dataset_inputs(logger, str(cfg.data.get("name", "unknown")), getattr(datamodule, "paths", {}))
         model = instantiate(cfg.model, num_classes=datamodule.num_classes)
         criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
         weight_tags = load_starting_weights(model, weights_path, datamodule.class_names)
@@ -75,6 +76,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
             uploads.append(Path(summary.best_checkpoint))
         tracking.log_run_end(logger, summary.tags(), uploads)
+        tracking.log_run_model(logger, summary, cfg.logger, in_sweep="sweep" in sweep_tags)  # runs:/<id>/model
         if cfg.train.resume_from:
             tracking.after_resumed_job(logger)
         print_summary(summary)

@@ -1,5 +1,5 @@
-"""Looking runs up: a checkpoint reference (`runs:/...` or a run id), the runs of an experiment or a sweep,
-a sweep's jobs, the newest sweep."""
+"""Looking runs up: a checkpoint reference (`runs:/...`, `models:/NAME@alias`, or a run id), the runs of an
+experiment or a sweep, a sweep's jobs, the newest sweep."""
 
 import re
 import tempfile
@@ -18,8 +18,9 @@ def is_run_id(text: str) -> bool:
 
 
 def is_run_reference(reference: str) -> bool:
-    """`runs:/<run_id>/<artifact path>` or a bare 32-hex MLflow run id."""
-    return reference.startswith("runs:/") or bool(_RUN_ID.match(reference))
+    """`runs:/<run_id>/<artifact path>`, `models:/NAME@alias` / `models:/NAME/VERSION`, or a bare 32-hex
+    MLflow run id."""
+    return reference.startswith(("runs:/", "models:/")) or bool(_RUN_ID.match(reference))
 
 
 def find_runs(
@@ -55,7 +56,10 @@ def newest_sweep(tracking_uri: str, experiment: str = "detr_ft") -> str | None:
 
 
 def resolve_checkpoint_reference(reference: str, tracking_uri: str) -> Path:
-    """`runs:/<run_id>/<artifact path>` -> the downloaded file; a bare run id -> its best checkpoint."""
+    """`runs:/<run_id>/<artifact path>` -> the downloaded file; `models:/...` -> the weights of that registered
+    model version; a bare run id -> its best checkpoint."""
+    if reference.startswith("models:/"):
+        return registered_weights(reference, tracking_uri)
     if reference.startswith("runs:/"):
         destination = tempfile.mkdtemp(prefix="detr_ft_checkpoint_")
         return Path(
@@ -71,3 +75,21 @@ def resolve_checkpoint_reference(reference: str, tracking_uri: str) -> Path:
     if not best:
         raise ValueError(f"MLflow run {reference} has no best_checkpoint tag (did it finish?)")
     return Path(best)
+
+
+def registered_weights(reference: str, tracking_uri: str) -> Path:
+    """`models:/NAME@alias` or `models:/NAME/VERSION` (a model logged by `logger.log_model`) -> its weights-only
+    checkpoint, downloaded."""
+    destination = tempfile.mkdtemp(prefix="detr_ft_model_")
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(tracking_uri)  # the registry follows the tracking store
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=destination))
+    except mlflow.exceptions.MlflowException as error:
+        raise ValueError(f"{reference}: not found in {tracking_uri} ({str(error).splitlines()[0]})") from None
+    finally:
+        mlflow.set_tracking_uri(previous)
+    found = sorted(folder.glob("artifacts/*.ckpt"))
+    if len(found) != 1:
+        raise ValueError(f"{reference} is not a detr_ft model (logger.log_model): no weights .ckpt in its artifacts")
+    return found[0]

@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from detr_ft.tracking import comparison, store
+from detr_ft.tracking import comparison, model_logging, store
 from detr_ft.tracking.lookup import child_runs
 from detr_ft.tracking.names import SWEEP_FILE, read_record, sweep_record, swept_keys, write_record
 from detr_ft.tracking.recording import git_commit
@@ -82,6 +82,8 @@ class MlflowSweep(Callback):
         record = read_record(Path(str(config.hydra.sweep.dir)))
         if record is not None:
             update_parent(record)
+            if config.logger.get("register_model"):
+                _register_best_job(record, config.logger.register_model)
             _terminate(record, "FINISHED")
             self._closed = True
 
@@ -155,6 +157,14 @@ def update_parent(record: dict) -> list:
         for key, value in tags.items():
             store.retry_when_locked(lambda k=key, v=value: client.set_tag(record["run_id"], k, v))
     return children
+
+
+def _register_best_job(record: dict, name: str) -> None:
+    """The sweep's best job's model into the registry; @best moves only when it beats the alias's version."""
+    try:
+        model_logging.register_sweep_best(record["tracking_uri"], record["run_id"], name)
+    except Exception as error:  # e.g. the jobs ran with logger.log_model=none: the sweep itself still finished
+        log.warning("could not register the sweep's best job as %r: %s", name, error)
 
 
 def _terminate(record: dict, status: str, reason: str | None = None) -> None:
