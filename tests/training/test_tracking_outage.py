@@ -43,8 +43,8 @@ def test_training_outlives_the_tracking_server_and_says_what_was_not_logged(tiny
     last = torch.load(summary.last_checkpoint, weights_only=True)
     assert last["epoch"] == 2  # checkpoints went on after the server left
 
-    with open(f"{cfg.run_dir}/metrics.csv") as file:  # Lightning's CSVLogger: one column per metric
-        local = [row for row in csv.DictReader(file) if row.get("val/mAP")]
+    with open(f"{cfg.run_dir}/metrics.csv") as file:  # one row per metric: name, step, value
+        local = [row for row in csv.DictReader(file) if row["name"] == "val/mAP"]
     assert len(local) == 3  # every epoch's validation, in the run folder
     recorded = MlflowClient(uri).get_metric_history(summary.mlflow_run_id, "val/mAP")
     assert len(recorded) == 1  # only epoch 0 reached MLflow
