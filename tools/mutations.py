@@ -159,8 +159,8 @@ MUTATIONS = [
     Mutation(
         "schedule_tag_dropped",
         "detr_ft/training/finetuning.py",
-        '{"strategy": self.plan.kind, "schedule": self.plan.describe()}',
-        '{"strategy": self.plan.kind}',
+        '{"strategy": ran.kind, "schedule": ran.describe()}',
+        '{"strategy": ran.kind}',
         "the MLflow run carries the tag `schedule`",
         RECORD,
     ),
