@@ -140,13 +140,14 @@ class BackboneUnfreezing(pl.Callback):
         self.preset = preset
         self.epochs = epochs
         self.plan: UnfreezePlan | None = None
+        self.ran: UnfreezePlan | None = None  # the plan within the run's epochs: what really trains
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.plan = UnfreezePlan(list(pl_module.model.backbone.trainable_stages), *self.settings)
+        epochs = self.epochs or trainer.max_epochs
+        self.ran = ran = self.plan.within(epochs)  # what the log and tags say: what really runs, not what was asked
         if not trainer.is_global_zero:
             return
-        epochs = self.epochs or trainer.max_epochs
-        ran = self.plan.within(epochs)  # what the log and the tags say: what really runs, not what was asked
         mismatch = preset_mismatch(self.preset, ran) if self.preset else None
         for warning in ([mismatch] if mismatch else []) + self.plan.warnings(epochs):
             log.warning(warning)

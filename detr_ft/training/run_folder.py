@@ -25,12 +25,20 @@ def refuse_to_overwrite(run_dir: str | Path, resuming: bool) -> None:
         )
 
 
-def checkpoint_bytes(model: torch.nn.Module) -> int:
-    """About what one training checkpoint of `model` takes: its weights and AdamW's two moments per weight."""
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) * 3
+def checkpoint_bytes(model: torch.nn.Module, stages_that_train: list[str] | None = None, ema: bool = False) -> int:
+    """About what one training checkpoint of `model` takes: its weights, AdamW's two moments for each parameter
+    outside the backbone and in the backbone's `stages_that_train` (None: every trainable stage; a frozen
+    parameter has no optimizer state) and, with `ema`, the averaged copy. Within 10% of detr_tiny's files."""
+    size = lambda tensors: sum(t.numel() * t.element_size() for t in tensors)  # noqa: E731
+    backbone = getattr(model, "backbone", None)
+    in_backbone = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    stages = getattr(backbone, "trainable_stages", []) if stages_that_train is None else stages_that_train
+    trains = {id(p) for stage in stages for p in backbone.stage_parameters(stage)}
+    moments = [p for p in model.parameters() if id(p) in trains or (id(p) not in in_backbone and p.requires_grad)]
+    return size(model.state_dict().values()) + 2 * size(moments) + (size(model.parameters()) if ema else 0)
 
 
-def check_run_folder(folder: str | Path, model: torch.nn.Module) -> None:
+def check_run_folder(folder: str | Path, model: torch.nn.Module, checkpoint_size: int | None = None) -> None:
     """Before training: the checkpoint folder can be created and written, and its disk has room for the best
     and the last checkpoint plus the temporary copy a save writes first. Raises OSError naming the folder."""
     folder = Path(folder)
@@ -42,7 +50,7 @@ def check_run_folder(folder: str | Path, model: torch.nn.Module) -> None:
         probe.unlink()
     except OSError as error:
         raise OSError(error.errno, f"cannot write checkpoints to {folder}: {error.strerror or error}; {fix}") from None
-    needed, free = 3 * checkpoint_bytes(model), shutil.disk_usage(folder).free
+    needed, free = 3 * (checkpoint_size or checkpoint_bytes(model)), shutil.disk_usage(folder).free
     if free < needed:
         raise OSError(
             errno.ENOSPC,
