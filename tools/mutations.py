@@ -382,4 +382,37 @@ MUTATIONS = [
         "early stopping never stops before train.early_stopping_min_epochs epochs have run",
         ("tests/training/test_early_stopping.py",),
     ),
+    # ---- issue 23: faults (signals, one run per folder, bad values and files) ------------------------------
+    Mutation(
+        "signal_exits_zero",
+        "detr_ft/training/signals.py",
+        "            raise SystemExit(EXIT_CODES[self.signal_name]) from None",
+        "            raise SystemExit(0) from None",
+        "SIGTERM / Ctrl-C exit 143 / 130, not 0, so a scheduler sees the run did not finish",
+        ("tests/cli/test_faults_signals.py",),
+    ),
+    Mutation(
+        "run_lock_shared",
+        "detr_ft/run_lock.py",
+        "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+        "a second run on a folder in use stops at once, naming the other run's pid",
+        ("tests/training/test_run_folder_lock.py",),
+    ),
+    Mutation(
+        "learning_rate_zero_or_negative_accepted",
+        "detr_ft/config_checks.py",
+        '    "learning_rate": (0, False, "e.g. 1e-4"),',
+        '    "learning_rate": (-1, True, "e.g. 1e-4"),',
+        "an impossible train.learning_rate stops before any data is read, naming the key",
+        ("tests/cli/test_faults_config.py",),
+    ),
+    Mutation(
+        "random_bytes_called_code",
+        "detr_ft/model/checkpoint_signature.py",
+        '    if head[:1] == b"\\x80":  # a pickle: torch\'s legacy format',
+        "    if True:",
+        "a file that is no checkpoint is named so, not refused as pickled code",
+        ("tests/model/test_not_a_checkpoint.py",),
+    ),
 ]
