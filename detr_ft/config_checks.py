@@ -2,6 +2,7 @@
 range, and `trainer.*` keys that pytorch_lightning.Trainer takes."""
 
 import inspect
+import math
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
@@ -25,12 +26,38 @@ def check_trainer_keys(trainer_cfg: DictConfig) -> None:
         )
 
 
+# key -> (smallest valid value, whether that value itself is valid, what the key means when it is valid)
+_RANGES = {
+    "epochs": (1, True, "the number of epochs"),
+    "batch_size": (1, True, "images per step"),
+    "learning_rate": (0, False, "e.g. 1e-4"),
+    "backbone_learning_rate": (0, True, "or null for 0.1 x train.learning_rate"),
+    "weight_decay": (0, True, "0: none"),
+    "gradient_clip_val": (0, True, "0: no clipping"),
+    "lr_drop_factor": (0, False, "e.g. 0.1"),
+    "warmup_steps": (0, True, "0: no warm-up"),
+    "unfreeze_warmup_steps": (0, True, "0: no warm-up"),
+    "num_workers": (0, True, "0: load in the main process"),
+}
+
+
+def check_ranges(train: TrainConfig | DictConfig) -> None:
+    """Every number in `_RANGES` finite and in range (null allowed where the key allows it), named as typed."""
+    for key, (low, inclusive, meaning) in _RANGES.items():
+        value = train.get(key) if isinstance(train, DictConfig) else getattr(train, key, None)
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise ValueError(f"train.{key} must be {bound} ({meaning}), got {value}")
+    for epoch in train.lr_drop_epochs or []:
+        if epoch < 0:
+            raise ValueError(f"train.lr_drop_epochs must list epochs >= 0, got {list(train.lr_drop_epochs)}")
+
+
 def check_train_values(train: TrainConfig | DictConfig) -> None:
     """Value checks the type system cannot express."""
-    if train.epochs < 1:
-        raise ValueError(f"train.epochs must be >= 1, got {train.epochs}")
-    if train.batch_size < 1:
-        raise ValueError(f"train.batch_size must be >= 1, got {train.batch_size}")
+    check_ranges(train)
     if train.unfreeze_backbone_at_epoch < -1:
         raise ValueError(
             f"train.unfreeze_backbone_at_epoch must be -1 (never) or an epoch >= 0, "

@@ -13,12 +13,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft import tracking
+from detr_ft import run_lock, tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config_checks import check_config
 from detr_ft.training.checkpoint_file import mlflow_run_to_continue
 from detr_ft.training.initial_weights import load_starting_weights, starting_points
 from detr_ft.training.run_folder import refuse_to_overwrite
+from detr_ft.training.signals import Interruption
 from detr_ft.training.summary import RunSummary, print_summary
 
 
@@ -43,7 +44,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     }
     resume_run_id = mlflow_run_to_continue(cfg.train.resume_from, cfg.logger.tracking_uri)
     logger = instantiate(cfg.logger, run_name=cfg.logger.run_name or run_name, tags=tags, resume_run_id=resume_run_id)
-    with _failure_recorded(logger):
+    with _failure_recorded(logger), run_lock.holding(cfg.run_dir):  # one run per folder at a time
         check_config(cfg)
         run_dir = Path(cfg.run_dir)
         refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))
@@ -63,12 +64,15 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         resolved = OmegaConf.to_yaml(config)  # stored in every checkpoint and beside them
         own = {"run_metadata": {"config_yaml": resolved}}  # the one value a node cannot interpolate: the config
         built = [instantiate(node, **own.get(key, {})) for key, node in cfg.callbacks.items() if node is not None]
-        trainer = instantiate(cfg.trainer, callbacks=built + list(callbacks or []))
+        interruption = Interruption()  # Ctrl-C, SIGTERM: the run ends KILLED, exits 130 / 143
+        trainer = instantiate(cfg.trainer, callbacks=[*built, interruption, *(callbacks or [])])
         trainer.loggers = [logger, *trainer.loggers] if logger is not None else trainer.loggers  # MLflow first
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
-
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        summary = RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)
+        summarise = lambda: RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)  # noqa: E731
+        with interruption.exits_honestly(logger, summarise):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+
+        summary = summarise()
         if not trainer.is_global_zero:  # under DDP the first process writes, logs and prints for all
             return summary
         (run_dir / "config.yaml").write_text(resolved)

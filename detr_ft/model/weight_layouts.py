@@ -6,8 +6,7 @@
 
 This module knows weight layouts, not training files: detr_ft's own `.ckpt` is read by
 `detr_ft.training.checkpoints`, which hands its model state dict here. `read_weights_file` reads plain files
-with `torch.load(weights_only=True)`: a file that needs pickled code is refused, never run.
-"""
+with `torch.load(weights_only=True)`: a file that needs pickled code is refused, never run."""
 
 import argparse
 import pickle
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from detr_ft.model.checkpoint_signature import not_a_checkpoint
 
 CLASS_HEAD = ("class_head.weight", "class_head.bias")
 QUERIES = "query_embed.weight"  # [num_queries, d_model]: one learned embedding per object query
@@ -61,14 +62,16 @@ def read_weights_file(path: str | Path) -> dict:
         # Official DETR *training* checkpoints hold their argparse.Namespace: the one type allowed beyond tensors.
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"refused to load {path}: it needs pickled Python code to load ({str(error).splitlines()[0]}). "
-            "detr_ft never executes code from a checkpoint; re-save it as a plain state dict "
-            "(a dict of tensors, as model.state_dict() returns)."
-        ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"could not read checkpoint {path}: {error}") from None
+    except Exception as error:  # torch's errors for a bad file range from KeyError to UnpicklingError
+        if reason := not_a_checkpoint(path):
+            raise CheckpointError(f"{path} is not a checkpoint ({reason})") from None
+        code = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line]  # what it would import
+        if isinstance(error, pickle.UnpicklingError) and code:
+            raise CheckpointError(
+                f"refused to load {path}: it needs pickled Python code to load ({code[0]}); detr_ft never executes "
+                "code from a checkpoint: re-save it as a plain state dict (tensors, as model.state_dict() returns)."
+            ) from None
+        raise CheckpointError(f"could not read checkpoint {path} (damaged or truncated?): {error}") from None
 
 
 def _from_official(state: dict) -> dict:

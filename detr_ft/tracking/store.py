@@ -88,6 +88,38 @@ def check_reachable(tracking_uri: str) -> None:
         ) from None
 
 
+class TrackingStoreUnusable(RuntimeError):
+    """The sqlite store cannot be read or written (not a database, read-only); raised before any data is read."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_UNUSABLE = ("not a database", "readonly database", "unable to open database", "disk i/o error", "malformed")
+
+
+def _unusable(tracking_uri: str, cause: str) -> TrackingStoreUnusable:
+    return TrackingStoreUnusable(
+        f"the MLflow store {tracking_uri} cannot be used ({cause}). Move or repair it, log to another file "
+        "(logger.tracking_uri=sqlite:///other.db), or run without tracking (logger=none)."
+    )
+
+
+@contextmanager
+def usable_sqlite_store(tracking_uri: str):
+    """Around a sqlite store's first use: a file that is no database is named at once, and sqlite's own errors
+    for a damaged or read-only store become one message naming the keys to change."""
+    path = sqlite_path(tracking_uri)
+    if path is not None and path.is_file() and path.stat().st_size:
+        with path.open("rb") as file:
+            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise _unusable(tracking_uri, f"{path} is not an sqlite database")
+    try:
+        yield
+    except Exception as error:
+        if path is None or not any(text in str(error).lower() for text in _UNUSABLE):
+            raise
+        raise _unusable(tracking_uri, str(error).splitlines()[0][:300]) from None
+
+
 def quick_http_failures() -> None:
     """A server that goes away mid-run should cost seconds, not MLflow's default minutes of retries per call
     (the user's own MLFLOW_HTTP_* settings win)."""
@@ -100,7 +132,7 @@ def prepare_store(tracking_uri: str, experiment_name: str) -> str:
     """Create the store's tables and the experiment if missing, tag the experiment's kind, close runs whose
     process is gone; safe to call from any number of processes at once. -> the experiment id."""
     check_reachable(tracking_uri)
-    with store_lock(tracking_uri):
+    with usable_sqlite_store(tracking_uri), store_lock(tracking_uri):
         client = retry_when_locked(lambda: MlflowClient(tracking_uri))  # a new sqlite file gets its tables here
         experiment = retry_when_locked(lambda: client.get_experiment_by_name(experiment_name))
         if experiment is None:

@@ -12,8 +12,10 @@ from pytorch_lightning.loggers import MLFlowLogger
 
 from detr_ft import tracking
 from detr_ft.training.checkpoint_file import metadata_entry, save_atomically
+from detr_ft.training.ema import ExponentialMovingAverage
+from detr_ft.training.finetuning import BackboneUnfreezing
 from detr_ft.training.monitor import monitor_mode
-from detr_ft.training.run_folder import check_run_folder
+from detr_ft.training.run_folder import check_run_folder, checkpoint_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -61,7 +63,11 @@ class BestCheckpoint(ModelCheckpoint):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        check_run_folder(self.dirpath, pl_module.model)  # unwritable or full: say so before the first step
+        unfreezing = next((c for c in trainer.callbacks if isinstance(c, BackboneUnfreezing)), None)
+        stages = list(unfreezing.ran.start_epochs) if unfreezing and unfreezing.ran else None
+        ema = any(isinstance(c, ExponentialMovingAverage) and c.enabled for c in trainer.callbacks)
+        size = checkpoint_bytes(pl_module.model, stages, ema)
+        check_run_folder(self.dirpath, pl_module.model, size)  # unwritable or full: say so before the first step
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._remember_new_best(trainer, lambda: super(BestCheckpoint, self).on_train_epoch_end(trainer, pl_module))

@@ -9,6 +9,7 @@ The keys live once, under `train.` (the guide's names); a `finetune_strategy` pr
 is a named set of their values, and `train.*` overrides compose on top of it.
 """
 
+import copy
 import logging
 
 import pytorch_lightning as pl
@@ -78,6 +79,13 @@ class UnfreezePlan:
             )
         return found
 
+    def within(self, epochs: int) -> "UnfreezePlan":
+        """The plan as a run of `epochs` epochs carries it out: a stage set to start at or past the last epoch
+        never trains (`finetune_strategy=frozen train.unfreeze_backbone_at_epoch=99` stays frozen)."""
+        ran = copy.copy(self)
+        ran.start_epochs = {stage: epoch for stage, epoch in self.start_epochs.items() if epoch < epochs}
+        return ran
+
     def describe(self) -> str:
         """One line for logs and the MLflow tag `schedule`."""
         if not self.start_epochs:
@@ -132,18 +140,21 @@ class BackboneUnfreezing(pl.Callback):
         self.preset = preset
         self.epochs = epochs
         self.plan: UnfreezePlan | None = None
+        self.ran: UnfreezePlan | None = None  # the plan within the run's epochs: what really trains
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.plan = UnfreezePlan(list(pl_module.model.backbone.trainable_stages), *self.settings)
+        epochs = self.epochs or trainer.max_epochs
+        self.ran = ran = self.plan.within(epochs)  # what the log and tags say: what really runs, not what was asked
         if not trainer.is_global_zero:
             return
-        mismatch = preset_mismatch(self.preset, self.plan) if self.preset else None
-        for warning in ([mismatch] if mismatch else []) + self.plan.warnings(self.epochs or trainer.max_epochs):
+        mismatch = preset_mismatch(self.preset, ran) if self.preset else None
+        for warning in ([mismatch] if mismatch else []) + self.plan.warnings(epochs):
             log.warning(warning)
-        log.info("fine-tuning strategy %s: %s", self.plan.kind, self.plan.describe())
+        log.info("fine-tuning strategy %s: %s", ran.kind, ran.describe())
         for logger in trainer.loggers:
             if isinstance(logger, MLFlowLogger):
-                tracking.set_tags(logger, {"strategy": self.plan.kind, "schedule": self.plan.describe()})
+                tracking.set_tags(logger, {"strategy": ran.kind, "schedule": ran.describe()})
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch

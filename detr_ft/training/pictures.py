@@ -1,6 +1,8 @@
 """Pictures of detections: boxes with class names drawn on an image (`predict`), and the per-epoch grid
 of predictions against ground truth on a few validation images (a callback; logged to MLflow)."""
 
+import contextlib
+import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -19,6 +21,8 @@ PREDICTION_COLOUR = (230, 30, 30)
 TRUTH_COLOUR = (20, 190, 20)
 BACKGROUND = (255, 255, 255)
 TILE_SIDE = 320  # small validation images are enlarged to this longer side so labels stay legible
+
+log = logging.getLogger(__name__)
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -133,14 +137,29 @@ class PredictionPictures(pl.Callback):
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self.failed = False  # a picture could not be written: warned once, no more tried
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
+        if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero or self.failed:
             return
         images, _, targets = batch
         predictions = postprocess(outputs, [t["size"] for t in targets])
         picture = prediction_grid(images, predictions, targets, trainer.datamodule.class_names)
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"epoch_{trainer.current_epoch:03d}.png"
-        picture.save(path)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            picture.save(path)
+        # A full disk surfaces from PIL's PNG writer as OSError or as "'_idat' object has no attribute 'fileno'".
+        except (OSError, AttributeError) as error:
+            self.failed = True
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # no half-written picture
+            log.warning(
+                "could not write prediction pictures to %s (%s: %s); training goes on without them. Free some space, "
+                "or choose another hydra.run.dir, or turn them off with callbacks.prediction_pictures=null",
+                self.folder,
+                type(error).__name__,
+                error,
+            )
+            return
         log_artifact(trainer.loggers, path, "predictions")
