@@ -82,7 +82,8 @@ def _layers_dict(logits: torch.Tensor, boxes: torch.Tensor, aux_loss: bool) -> d
 
 def blockwise_self_attention(attend, x_pos: torch.Tensor, x: torch.Tensor, blocks) -> torch.Tensor:
     """attend(x_pos, x) (self-attention: queries and keys x_pos, values x) with each query attending only within
-    its block: [L, B, C] sequences, blocks as runs of (size, count) covering L. A run of equal blocks is folded into the batch (one call, no mask)."""
+    its block: [L, B, C] sequences, blocks as runs of (size, count) covering L. A run of equal blocks is folded
+    into the batch (one call, no mask): the same attention calls with fast_kernels auto or off."""
     outputs, start = [], 0
     batch, channels = x.shape[1:]
     for size, count in blocks:
