@@ -37,6 +37,7 @@ ARMS = {
         "criterion.one_to_many_k=6",
     ],
 }
+STEP_COST_ONLY = {"groups2": ["model.query_groups=2"]}  # timed by --step-cost, not trained
 STEPS_PER_EPOCH = 100  # 800 training images at batch 8, both cases
 STEPS_PRETRAIN = 1000
 CASES = {
@@ -161,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=12, help="with --step-cost: timed steps per arm and phase")
     args = parser.parse_args(argv or [])
     arms = args.arms.split(",")
-    unknown = sorted(set(arms) - set(ARMS))
+    if args.step_cost and args.arms == parser.get_default("arms"):
+        arms += list(STEP_COST_ONLY)
+    unknown = sorted(set(arms) - set(ARMS) - (set(STEP_COST_ONLY) if args.step_cost else set()))
     if unknown:
         sys.exit(f"--arms: unknown {unknown}; valid: {list(ARMS)}")
     out = Path(args.out)
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
 
         out.mkdir(parents=True, exist_ok=True)
         step_costs(
-            {arm: ARMS[arm] for arm in ["baseline", *[a for a in arms if a != "baseline"]]},
+            {arm: {**ARMS, **STEP_COST_ONLY}[arm] for arm in ["baseline", *[a for a in arms if a != "baseline"]]},
             args.steps,
             out / "step_cost.json",
         )

@@ -15,8 +15,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from detr_ft.config import config_dir
-from detr_ft.model.checkpoints import load_weights
-from detr_ft.training.checkpoints import read
+from detr_ft.model.weight_layouts import load_weights
+from detr_ft.training.checkpoint_file import read
 
 CLASSES = 6
 
