@@ -1,4 +1,5 @@
-"""`make bench` / `python -m benchmarks [NAME ...]`: run every benchmarks/bench_*.py (or the named ones).
+"""`make bench` / `python -m benchmarks [NAME ...]`: run every benchmarks/bench_*.py (or the named ones; those in
+ONLY_BY_NAME run only when named).
 
 Options after a single name go to that benchmark (`python -m benchmarks peers --device cuda --precision bf16`).
 Benchmarks print speed and memory figures; they never assert timings (tests do not time anything).
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+ONLY_BY_NAME = {"convergence"}  # hours of training runs: `make bench` without names leaves them out
+
 
 def main(argv: list[str]) -> None:
     available = sorted(p.stem.removeprefix("bench_") for p in Path(__file__).parent.glob("bench_*.py"))
@@ -20,7 +23,7 @@ def main(argv: list[str]) -> None:
         sys.exit(f"unknown benchmark(s) {unknown}; available: {available}")
     if options and len(names) != 1:
         sys.exit(f"options {options} need exactly one benchmark name before them, e.g. `peers {' '.join(options)}`")
-    for name in names or available:
+    for name in names or [n for n in available if n not in ONLY_BY_NAME]:
         print(f"\n=== benchmark: {name} ===", flush=True)
         module = importlib.import_module(f"benchmarks.bench_{name}")
         threads = torch.get_num_threads()

@@ -183,8 +183,8 @@ MUTATIONS = [
     Mutation(
         "schedule_tag_dropped",
         "detr_ft/training/finetuning.py",
-        '{"strategy": ran.kind, "schedule": ran.describe()}',
-        '{"strategy": ran.kind}',
+        '{"strategy": ran.kind, "schedule": ran.describe(), **auto_tags}',
+        '{"strategy": ran.kind, **auto_tags}',
         "the MLflow run carries the tag `schedule`",
         RECORD,
     ),
@@ -438,5 +438,30 @@ MUTATIONS = [
         "    if True:",
         "a file that is no checkpoint is named so, not refused as pickled code",
         ("tests/model/test_not_a_checkpoint.py",),
+    ),
+    # ---- training-only aids (model/query_groups.py, model/training_losses.py, model/iou_aware.py) ----------------
+    Mutation(
+        "query_groups_see_each_other",
+        "detr_ft/model/query_groups.py",
+        "        attended = attend(q, v)",
+        "        attended = attend(x_pos, x)[start:end] if count == 1 else attend(q, v)",
+        "training-only query blocks attend only within themselves: no group or block sees another",
+        ("tests/model/test_query_groups.py",),
+    ),
+    Mutation(
+        "groups_not_repeating_targets",
+        "detr_ft/model/matcher.py",
+        "        return self.of(self.labels.repeat_interleave(k, 0), self.boxes.repeat_interleave(k, 0), repeat)",
+        "        return self.of(self.labels.repeat(k, 1), self.boxes.repeat(k, 1, 1), repeat)",
+        "each group of an image is matched to that image's own targets",
+        ("tests/model/test_query_groups.py",),
+    ),
+    Mutation(
+        "iou_aware_no_object_share",
+        "detr_ft/model/iou_aware.py",
+        "quality * log_class + (1 - quality) * log_none",
+        "quality * log_class + quality * log_none",
+        "an IoU-aware target puts 1 - quality on no-object",
+        ("tests/model/test_query_groups.py",),
     ),
 ]

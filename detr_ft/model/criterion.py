@@ -8,8 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from detr_ft.model.boxes import cxcywh_to_xyxy, paired_generalized_box_iou
+from detr_ft.model.iou_aware import CLASS_TARGETS, iou_aware_nll
 from detr_ft.model.matcher import HungarianMatcher, PaddedTargets
 from detr_ft.model.set_loss_indices import MatchedIndices
+from detr_ft.model.training_losses import has_training_aids, training_aid_losses
 
 DEFAULT_WEIGHTS = {"loss_ce": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0}
 TERMS = tuple(DEFAULT_WEIGHTS)  # the order of the columns of the per-layer terms
@@ -17,7 +19,9 @@ TERMS = tuple(DEFAULT_WEIGHTS)  # the order of the columns of the per-layer term
 
 class SetCriterion(nn.Module):
     """Args: num_classes K (real classes; K is "no object"), matcher, weights of the loss terms,
-    eos_coef (relative weight of the no-object class: most queries are no-object, so it would dominate)."""
+    eos_coef (relative weight of the no-object class: most queries are no-object, so it would dominate);
+    training-only aids, off by default: class_targets (hard | iou_aware, model/iou_aware.py) and one_to_many_k
+    (H-DETR's target repeats for the model's one-to-many queries, model/training_losses.py)."""
 
     def __init__(
         self,
@@ -25,8 +29,15 @@ class SetCriterion(nn.Module):
         matcher: HungarianMatcher,
         weights: dict[str, float] | None = None,
         eos_coef: float = 0.1,
+        class_targets: str = "hard",
+        one_to_many_k: int = 6,
     ):
         super().__init__()
+        if class_targets not in CLASS_TARGETS:
+            raise ValueError(f"criterion.class_targets must be one of {list(CLASS_TARGETS)}, got {class_targets!r}")
+        if not isinstance(one_to_many_k, int) or one_to_many_k < 1:
+            raise ValueError(f"criterion.one_to_many_k must be an integer >= 1, got {one_to_many_k!r}")
+        self.class_targets, self.one_to_many_k = class_targets, one_to_many_k
         self.num_classes = num_classes
         self.matcher = matcher
         self.weights = dict(weights or DEFAULT_WEIGHTS)
@@ -46,23 +57,31 @@ class SetCriterion(nn.Module):
 
         Always computed in fp32, autocast or not: the losses, the matching costs and the box arithmetic
         (GIoU of small boxes) lose too much in bf16 or fp16. All decoder layers are one batch ([L, B, Q, ...],
-        the main output first): one matching, one cross-entropy, one L1 and one GIoU for all of them."""
+        the main output first): one matching, one cross-entropy, one L1 and one GIoU for all of them. Outputs of
+        the training-only queries go through model/training_losses.py, which calls set_loss on them."""
         with torch.autocast(outputs["pred_logits"].device.type, enabled=False):
-            layers = [outputs, *outputs.get("aux_outputs", [])]
-            logits = _fp32(torch.stack([layer["pred_logits"] for layer in layers]))  # [L, B, Q, K+1]
-            boxes = _fp32(torch.stack([layer["pred_boxes"] for layer in layers]))  # [L, B, Q, 4]
             padded = PaddedTargets(targets)
-            num_boxes = self._num_boxes(targets, logits.device)
-            assignments = self.matcher.assign(logits, boxes, padded)
-            matched = MatchedIndices.build(assignments, logits.shape[2], padded.labels.shape[1], logits.device)
-            per_layer = self._per_layer_terms(logits, boxes, padded, matched, num_boxes)  # [L, 3]
-            names = [f"{term}_{layer - 1}" if layer else term for layer in range(len(layers)) for term in TERMS]
-            values = dict(zip(names, per_layer.flatten().unbind(), strict=True))
-            losses = {name: values[name] for name in TERMS}
-            losses["class_error"] = self._class_error(logits, padded, matched)
-            losses.update(values)
-            # The one place where terms are weighted: every layer's term (aux ones too) has its base term's weight.
-            losses["loss"] = (per_layer * self.term_weights).sum()
+            num_boxes = self._num_boxes(targets, outputs["pred_logits"].device)
+            if has_training_aids(outputs):
+                return training_aid_losses(self, outputs, padded, num_boxes)
+            return self.set_loss(outputs, padded, num_boxes)
+
+    def set_loss(self, outputs: dict, padded: PaddedTargets, num_boxes) -> dict[str, torch.Tensor]:
+        """forward's losses of plain outputs (pred_* [B, Q, ...], aux_outputs) against padded targets, box terms
+        divided by num_boxes; called with autocast off."""
+        layers = [outputs, *outputs.get("aux_outputs", [])]
+        logits = _fp32(torch.stack([layer["pred_logits"] for layer in layers]))  # [L, B, Q, K+1]
+        boxes = _fp32(torch.stack([layer["pred_boxes"] for layer in layers]))  # [L, B, Q, 4]
+        assignments = self.matcher.assign(logits, boxes, padded)
+        matched = MatchedIndices.build(assignments, logits.shape[2], padded.labels.shape[1], logits.device)
+        per_layer = self._per_layer_terms(logits, boxes, padded, matched, num_boxes)  # [L, 3]
+        names = [f"{term}_{layer - 1}" if layer else term for layer in range(len(layers)) for term in TERMS]
+        values = dict(zip(names, per_layer.flatten().unbind(), strict=True))
+        losses = {name: values[name] for name in TERMS}
+        losses["class_error"] = self._class_error(logits, padded, matched)
+        losses.update(values)
+        # The one place where terms are weighted: every layer's term (aux ones too) has its base term's weight.
+        losses["loss"] = (per_layer * self.term_weights).sum()
         return losses
 
     @staticmethod
@@ -84,12 +103,16 @@ class SetCriterion(nn.Module):
         matched_labels = padded.labels.flatten()[matched.target]
         target_classes = torch.full(flat_logits.shape[:1], self.num_classes, device=logits.device)
         target_classes[matched.query] = matched_labels
-        # Each layer's mean weighted by the class weights, as cross_entropy(weight=...) takes it: sum w*nll / sum w.
-        weighted_nll = F.cross_entropy(flat_logits, target_classes, weight=self.class_weight, reduction="none")
-        loss_ce = weighted_nll.view(layers, -1).sum(1) / self.class_weight[target_classes].view(layers, -1).sum(1)
-
         pred = boxes.flatten(0, 2)[matched.query]
         true = padded.boxes.flatten(0, 1)[matched.target]
+        # Each layer's mean weighted by the class weights, as cross_entropy(weight=...) takes it: sum w*nll / sum w.
+        if self.class_targets == "iou_aware":
+            nll = iou_aware_nll(flat_logits, target_classes, matched.query, pred, true)
+            weighted_nll = self.class_weight[target_classes] * nll
+        else:
+            weighted_nll = F.cross_entropy(flat_logits, target_classes, weight=self.class_weight, reduction="none")
+        loss_ce = weighted_nll.view(layers, -1).sum(1) / self.class_weight[target_classes].view(layers, -1).sum(1)
+
         giou = paired_generalized_box_iou(cxcywh_to_xyxy(pred), cxcywh_to_xyxy(true))
         per_pair = torch.stack([(pred - true).abs().sum(-1), 1 - giou], dim=1)  # [M, 2]: L1, 1 - GIoU
         box_terms = per_pair.new_zeros(layers, 2).index_add(0, matched.layer, per_pair) / num_boxes

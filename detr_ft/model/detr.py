@@ -8,6 +8,7 @@ from torch import nn
 from detr_ft.model.backbone import Backbone
 from detr_ft.model.fast import MODES, apply_fast_kernels
 from detr_ft.model.position import PositionEmbeddingSine
+from detr_ft.model.query_groups import TrainingQueries, check_training_queries
 from detr_ft.model.transformer import Transformer
 
 
@@ -28,7 +29,9 @@ class BoxHead(nn.Module):
 class DETR(nn.Module):
     """Args: backbone and transformer (built parts), num_classes K (real classes; index K = no object),
     num_queries, aux_loss (also return every earlier decoder layer's predictions), fast_kernels ("auto": the
-    speed paths of detr_ft.model.fast, same weights and state dict; "off": the plain PyTorch modules)."""
+    speed paths of detr_ft.model.fast, same weights and state dict; "off": the plain PyTorch modules);
+    training-only aids, off by default (model/query_groups.py): query_groups (Group DETR's K), one_to_many_queries
+    (H-DETR's block) and query_groups_init (how weights without them fill them: copy | fresh)."""
 
     def __init__(
         self,
@@ -38,6 +41,9 @@ class DETR(nn.Module):
         num_queries: int = 100,
         aux_loss: bool = True,
         fast_kernels: str = "auto",
+        query_groups: int = 1,
+        one_to_many_queries: int = 0,
+        query_groups_init: str = "copy",
     ):
         super().__init__()
         if num_classes < 1:
@@ -55,6 +61,11 @@ class DETR(nn.Module):
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.aux_loss = aux_loss
+        check_training_queries(num_queries, query_groups, one_to_many_queries, query_groups_init)
+        self.training_queries = None
+        if query_groups > 1 or one_to_many_queries:
+            args = (num_queries, d_model, query_groups, one_to_many_queries, query_groups_init)
+            self.training_queries = TrainingQueries(*args)
         if fast_kernels == "auto":
             apply_fast_kernels(self)
 
@@ -70,13 +81,18 @@ class DETR(nn.Module):
         """The rest of forward() after the backbone: features [B, C, h, w] and feature_mask [B, h, w] as the
         backbone returns them -> the same outputs as forward."""
         pos = self.position(feature_mask).to(features.dtype)
-        decoded = self.transformer(self.input_proj(features), feature_mask, self.query_embed.weight, pos)
+        queries, blocks = self.query_embed.weight, None
+        if self.training and self.training_queries is not None:  # evaluation runs group 0 alone: the paper's graph
+            queries, blocks = self.training_queries.queries(queries)
+        decoded = self.transformer(self.input_proj(features), feature_mask, queries, pos, query_blocks=blocks)
         # The heads run in the weights' precision even under autocast: box coordinates in bf16 would be off by
         # up to 2 px at 512 px, and the heads cost little.
         with torch.autocast(decoded.device.type, enabled=False):
             decoded = decoded.to(self.class_head.weight.dtype)
             logits = self.class_head(decoded)  # [L, B, Q, K+1]
             boxes = self.box_head(decoded).sigmoid()
+        if blocks is not None:
+            return self.training_queries.split_outputs(logits, boxes, self.aux_loss)
         out = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}
         if self.aux_loss:
             out["aux_outputs"] = [

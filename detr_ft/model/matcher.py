@@ -33,6 +33,26 @@ class PaddedTargets:
         boxes = pad([target["boxes"] for target in targets], batch_first=True, padding_value=0.5)
         self.boxes = boxes if boxes.dtype == torch.float32 else boxes.float()
 
+    @classmethod
+    def of(cls, labels: torch.Tensor, boxes: torch.Tensor, sizes: list[int]) -> "PaddedTargets":
+        padded = cls.__new__(cls)
+        padded.labels, padded.boxes, padded.sizes = labels, boxes, sizes
+        return padded
+
+    def images_repeated(self, k: int) -> "PaddedTargets":
+        """Each image's targets k times in a row (image b's copy g at row b * k + g): Group DETR's groups."""
+        repeat = [size for size in self.sizes for _ in range(k)]
+        return self.of(self.labels.repeat_interleave(k, 0), self.boxes.repeat_interleave(k, 0), repeat)
+
+    def boxes_repeated(self, k: int) -> "PaddedTargets":
+        """Each image's boxes k times over, padding after them (H-DETR's one-to-many targets): one gather."""
+        columns = np.zeros((len(self.sizes), k * max(self.sizes, default=0)), dtype=np.int64)
+        for image, size in enumerate(self.sizes):  # host arithmetic on the box counts only
+            columns[image, : k * size] = np.arange(k * size) % max(size, 1)
+        index = torch.from_numpy(columns).to(self.labels.device)
+        boxes = self.boxes.gather(1, index[..., None].expand(-1, -1, 4))
+        return self.of(self.labels.gather(1, index), boxes, [k * size for size in self.sizes])
+
 
 class HungarianMatcher(nn.Module):
     def __init__(self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0):

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detr_ft.model.query_groups import blockwise_self_attention
+
 
 class _Layer(nn.Module):
     """What encoder and decoder layers share: self-attention, the feed-forward block, `num_norms` norms
@@ -55,11 +57,13 @@ class DecoderLayer(_Layer):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, normalize_before: bool):
         super().__init__(d_model, nhead, dim_feedforward, dropout, normalize_before, num_norms=3, cross_attention=True)
 
-    def forward(self, tgt, memory, memory_padding_mask, pos, query_pos):
+    def forward(self, tgt, memory, memory_padding_mask, pos, query_pos, query_blocks=None):
+        """query_blocks: None (every query sees every other) or runs of (size, count) of queries that see only
+        their own block (training-only query groups, model/query_groups.py)."""
         if self.normalize_before:
             x = self.norm1(tgt)
             x_pos = x + query_pos
-            tgt = tgt + self.dropout1(self._attend(self.self_attn, x_pos, x_pos, x))
+            tgt = tgt + self.dropout1(self._self_attention(x_pos, x, query_blocks))
             x = self.norm2(tgt)
             cross = self._attend(
                 self.multihead_attn, x + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask
@@ -67,12 +71,18 @@ class DecoderLayer(_Layer):
             tgt = tgt + self.dropout2(cross)
             return tgt + self.dropout3(self._feedforward(self.norm3(tgt)))
         tgt_pos = tgt + query_pos
-        tgt = self.norm1(tgt + self.dropout1(self._attend(self.self_attn, tgt_pos, tgt_pos, tgt)))
+        tgt = self.norm1(tgt + self.dropout1(self._self_attention(tgt_pos, tgt, query_blocks)))
         cross = self._attend(
             self.multihead_attn, tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask
         )
         tgt = self.norm2(tgt + self.dropout2(cross))
         return self.norm3(tgt + self.dropout3(self._feedforward(tgt)))
+
+    def _self_attention(self, x_pos, x, query_blocks):
+        def attend(query_key, value):
+            return self._attend(self.self_attn, query_key, query_key, value)
+
+        return attend(x_pos, x) if query_blocks is None else blockwise_self_attention(attend, x_pos, x, query_blocks)
 
 
 class Encoder(nn.Module):
@@ -93,11 +103,11 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.norm = norm
 
-    def forward(self, tgt, memory, memory_padding_mask, pos, query_pos) -> torch.Tensor:
+    def forward(self, tgt, memory, memory_padding_mask, pos, query_pos, query_blocks=None) -> torch.Tensor:
         """-> [num_layers, Q, B, C]: every layer's normalised output (the earlier ones feed auxiliary losses)."""
         outputs = []
         for layer in self.layers:
-            tgt = layer(tgt, memory, memory_padding_mask, pos, query_pos)
+            tgt = layer(tgt, memory, memory_padding_mask, pos, query_pos, query_blocks)
             outputs.append(self.norm(tgt))
         return torch.stack(outputs)
 
@@ -127,13 +137,14 @@ class Transformer(nn.Module):
             if parameter.dim() > 1:
                 nn.init.xavier_uniform_(parameter)
 
-    def forward(self, src, mask, query_embed, pos) -> torch.Tensor:
-        """src [B, C, h, w], mask [B, h, w], query_embed [Q, C], pos [B, C, h, w] -> [L, B, Q, C]."""
+    def forward(self, src, mask, query_embed, pos, query_blocks=None) -> torch.Tensor:
+        """src [B, C, h, w], mask [B, h, w], query_embed [Q, C], pos [B, C, h, w] -> [L, B, Q, C];
+        query_blocks: see DecoderLayer.forward."""
         batch = src.shape[0]
         src = src.flatten(2).permute(2, 0, 1)
         pos = pos.flatten(2).permute(2, 0, 1)
         query_pos = query_embed.unsqueeze(1).repeat(1, batch, 1)
         mask = mask.flatten(1)
         memory = self.encoder(src, mask, pos)
-        decoded = self.decoder(torch.zeros_like(query_pos), memory, mask, pos, query_pos)
+        decoded = self.decoder(torch.zeros_like(query_pos), memory, mask, pos, query_pos, query_blocks)
         return decoded.transpose(1, 2)

@@ -4,9 +4,8 @@
 - the official DETR release's (`detr-r50-e632da11.pth` holds {"model": state_dict}; training files add `args`);
 - Hugging Face DETR's (`pytorch_model.bin` / `model.safetensors`, timm or HF ResNet backbone).
 
-This module knows weight layouts, not training files: detr_ft's own `.ckpt` is read by
-`detr_ft.training.checkpoints`, which hands its model state dict here. `read_weights_file` reads plain files
-with `torch.load(weights_only=True)`: a file that needs pickled code is refused, never run."""
+Weight layouts, not training files: detr_ft's `.ckpt` is read by `detr_ft.training.checkpoint_file`, which hands
+its model state dict here. Files load with `torch.load(weights_only=True)`: pickled code is refused, never run."""
 
 import argparse
 import pickle
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from detr_ft.model.checkpoint_signature import not_a_checkpoint
+from detr_ft.model.query_groups import fit_training_queries
 
 CLASS_HEAD = ("class_head.weight", "class_head.bias")
 QUERIES = "query_embed.weight"  # [num_queries, d_model]: one learned embedding per object query
@@ -35,13 +35,14 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     reinitialized: list[str] = field(default_factory=list)
     queries: str | None = None  # how the query embeddings were fitted when the query counts differ
+    training_queries: str | None = None  # how training-only queries absent from the weights were filled
 
     def summary(self) -> str:
         text = f"{self.source_format} checkpoint: {len(self.loaded)} tensors loaded"
         if self.reinitialized:
             text += f", re-initialised (class count differs): {self.reinitialized}"
-        if self.queries:
-            text += f", {self.queries}"
+        for note in (self.queries, self.training_queries and f"training-only queries: {self.training_queries}"):
+            text += f", {note}" if note else ""
         if self.missing:
             text += f", missing: {self.missing[:5]}{' ...' if len(self.missing) > 5 else ''}"
         if self.unexpected:
@@ -182,9 +183,8 @@ def to_our_state_dict(state: dict) -> tuple[str, dict]:
 
 
 def _fit_queries(saved: torch.Tensor, initial: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """Query embeddings for a model with another query count: the checkpoint's first min(Q_saved, Q_model) rows,
-    then the model's own initial rows for the added queries. Queries are interchangeable (the matcher assigns
-    them), so which ones are kept does not matter; every kept one keeps what it learned."""
+    """Query embeddings for another query count: the checkpoint's first min(Q_saved, Q_model) rows, then the
+    model's own initial rows. Queries are interchangeable (the matcher assigns them): which ones stay is moot."""
     if saved.shape[1:] != initial.shape[1:]:
         return saved, ""  # another width: the shape check below names it
     kept = min(len(saved), len(initial))
@@ -228,6 +228,7 @@ def load_weights(
             report.reinitialized.append(key)
     if QUERIES in state and QUERIES in target and state[QUERIES].shape != target[QUERIES].shape:
         state[QUERIES], report.queries = _fit_queries(state[QUERIES], target[QUERIES])
+    state, report.training_queries = fit_training_queries(model, state)  # dropped, or filled from group 0
     for key, value in state.items():
         if key in target and value.shape != target[key].shape:
             raise CheckpointError(

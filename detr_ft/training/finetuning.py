@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import MLFlowLogger
 
 from detr_ft import tracking
+from detr_ft.training.finetune_auto import AUTO, auto_settings
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class BackboneUnfreezing(pl.Callback):
         self.ran: UnfreezePlan | None = None  # the plan within the run's epochs: what really trains
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        auto_tags = self._apply_auto(trainer) if self.preset == AUTO else {}
         self.plan = UnfreezePlan(list(pl_module.model.backbone.trainable_stages), *self.settings)
         epochs = self.epochs or trainer.max_epochs
         self.ran = ran = self.plan.within(epochs)  # what the log and tags say: what really runs, not what was asked
@@ -154,7 +156,17 @@ class BackboneUnfreezing(pl.Callback):
         log.info("fine-tuning strategy %s: %s", ran.kind, ran.describe())
         for logger in trainer.loggers:
             if isinstance(logger, MLFlowLogger):
-                tracking.set_tags(logger, {"strategy": ran.kind, "schedule": ran.describe()})
+                tracking.set_tags(logger, {"strategy": ran.kind, "schedule": ran.describe(), **auto_tags})
+
+    def _apply_auto(self, trainer: pl.Trainer) -> dict[str, str]:
+        """finetune_strategy=auto (training/finetune_auto.py): the rule on the training image count replaces the
+        settings; a later callback that plans from the same keys (the feature cache) is given the same values."""
+        images = len(trainer.datamodule.train_object_counts().per_image)
+        self.settings, tags = auto_settings(self.settings, images)
+        for callback in trainer.callbacks:
+            if hasattr(callback, "plan_settings"):
+                callback.plan_settings = self.settings
+        return tags
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch

@@ -57,7 +57,7 @@ def starting_points(train_cfg, tracking_uri: str) -> tuple[Path | None, Path | N
 
 def load_starting_weights(model: torch.nn.Module, path: Path | None, class_names: list[str]) -> dict[str, str]:
     """Load `path`'s weights into `model` when there is one; returns the run's tags that say what was loaded
-    (weights_from, class_head, query_embeddings)."""
+    (weights_from, class_head, query_embeddings, query_groups_init)."""
     if path is None:
         return {}
     report = load_initial_weights(model, path, class_names)
@@ -66,6 +66,7 @@ def load_starting_weights(model: torch.nn.Module, path: Path | None, class_names
         "weights_from": str(path),
         "class_head": "re-initialised" if report.reinitialized else "loaded",
         **({"query_embeddings": report.queries} if report.queries else {}),
+        **({"query_groups_init": report.training_queries} if report.training_queries else {}),
     }
 
 

@@ -16,7 +16,7 @@ from tests.conftest import REPO, run_app_with_mlflow, run_cli
 GROUP_OPTIONS = {
     "model": ["detr_tiny", "detr_small", "detr_r18", "detr_r50", "detr_r101"],
     "data": ["synthetic", "synthetic_v2", "coco"],
-    "finetune_strategy": ["frozen", "full", "progressive"],
+    "finetune_strategy": ["auto", "frozen", "full", "progressive"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "logger": ["mlflow", "none"],
 }
@@ -46,7 +46,7 @@ def test_every_config_group_option_builds_what_it_names(group, option):
         assert cfg.trainer.accelerator == {"default": "auto", "cpu": "cpu", "gpu": "gpu", "ddp": "gpu"}[option]
     elif group == "finetune_strategy":
         assert cfg.finetune_strategy.name == option
-        expected = {"frozen": (True, -1), "full": (False, -1), "progressive": (True, 5)}[option]
+        expected = {"auto": (True, -1), "frozen": (True, -1), "full": (False, -1), "progressive": (True, 5)}[option]
         assert (cfg.train.freeze_backbone, cfg.train.unfreeze_backbone_at_epoch) == expected
     elif group == "data":
         assert cfg.data.name == option

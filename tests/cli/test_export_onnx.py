@@ -72,3 +72,36 @@ def test_onnxruntime_gives_pytorchs_logits_and_boxes_for_other_sizes_and_padding
     assert np.abs(boxes - expected["pred_boxes"].numpy()).max() <= 1e-4
     unpadded, _ = session.run(None, {"images": images.numpy(), "mask": np.zeros_like(mask.numpy())})
     assert np.abs(unpadded[0] - logits[0]).max() > 1e-3, "the mask (position encoding, padding) is in the graph"
+
+
+@pytest.mark.slow
+def test_a_query_groups_checkpoint_exports_the_evaluation_graph(tmp_path):
+    """A K > 1 checkpoint exports group 0 alone: the graph has num_queries outputs, none of the training-only
+    query weights, and gives the evaluation model's logits and boxes."""
+    from detr_ft.export import export_to_onnx
+
+    cfg = compose_config(["model.query_groups=3", "model.one_to_many_queries=4"], tmp_path / "run", tmp_path / "c")
+    GlobalHydra.instance().clear()
+    torch.manual_seed(0)
+    model = instantiate(cfg.model, num_classes=CATEGORY_MAP.num_classes)
+    assert any(key.startswith("training_queries.") for key in model.state_dict())
+    checkpoint = tmp_path / "groups.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
+            "detr_ft": {"config": OmegaConf.to_yaml(cfg, resolve=True), "category_map": CATEGORY_MAP.to_dict()},
+        },
+        checkpoint,
+    )
+    path = export_to_onnx(str(checkpoint), str(tmp_path / "groups.onnx"), TRACED, 18, False)
+    weights = {initializer.name for initializer in onnx.load(str(path)).graph.initializer}
+    assert not any("training_queries" in name for name in weights)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = torch.randn(2, 3, TRACED, TRACED, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(2, TRACED, TRACED, dtype=torch.bool)
+    with torch.no_grad():
+        expected = model.eval()(images, mask)
+    logits, boxes = session.run(None, {"images": images.numpy(), "mask": mask.numpy()})
+    assert logits.shape == (2, cfg.model.num_queries, CATEGORY_MAP.num_classes + 1)
+    assert np.abs(logits - expected["pred_logits"].numpy()).max() <= 1e-4
+    assert np.abs(boxes - expected["pred_boxes"].numpy()).max() <= 1e-4

@@ -244,3 +244,32 @@ def test_a_disabled_callback_changes_nothing(parts, tmp_path):
     callback.setup(trainer, pl_module, "fit")
     assert callback.cache is None and "forward" not in vars(model.backbone)
     assert not (tmp_path / "features").exists()
+
+
+def test_a_query_groups_checkpoint_trains_with_the_cache_as_without(tiny_cfg, tmp_path):
+    """A K > 1 checkpoint (training-only queries in its state dict) fine-tuned with query groups: the cache
+    serves the frozen backbone's features and the weights end as without it."""
+    aids = ("model.query_groups=2", "model.one_to_many_queries=4", "callbacks.prediction_pictures=null")
+    source = train(tiny_cfg(*aids))
+    assert any("training_queries" in k for k in torch.load(source.last_checkpoint, weights_only=True)["state_dict"])
+
+    class Recorder(pl.Callback):
+        def on_fit_end(self, trainer, pl_module):
+            self.state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
+            self.history = next(c for c in trainer.callbacks if isinstance(c, BackboneFeatureCache)).history
+
+    runs = {}
+    for cache_on in ("false", "true"):
+        runs[cache_on] = Recorder()
+        cfg = tiny_cfg(
+            *CACHED_FROZEN[:2],
+            *aids,
+            f"train.cache_backbone_features={cache_on}",
+            f"train.feature_cache_dir={tmp_path / 'features'}",
+            f"train.checkpoint_path={source.last_checkpoint}",
+            "train.epochs=2",
+        )
+        train(cfg, callbacks=[runs[cache_on]])
+    assert {(h["epoch"], h["stage"]): h["hits"] for h in runs["true"].history}[(1, "train")] == 16
+    for key, value in runs["false"].state.items():
+        torch.testing.assert_close(runs["true"].state[key], value, rtol=0, atol=1e-6, msg=key)
