@@ -213,8 +213,7 @@ def load_weights(
         weights = read_weights_file(weights)
     source = source or "the given weights"
     source_format, state = to_our_state_dict(weights)
-    # A backbone trained with ordinary BatchNorm (norm="batch") loads into frozen BatchNorm: same statistics
-    # and affine parameters, and its step counter means nothing there.
+    # BatchNorm-trained weights (norm="batch") load into frozen BatchNorm; its step counter means nothing there.
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     target = model.state_dict()
     report = LoadReport(source_format)
