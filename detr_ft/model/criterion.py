@@ -54,6 +54,7 @@ class SetCriterion(nn.Module):
             padded = PaddedTargets(targets)
             num_boxes = self._num_boxes(targets, logits.device)
             assignments = self.matcher.assign(logits, boxes, padded)
+            self.main_matches = assignments[0]  # the main layer's pairs, kept for training/matching_health.py
             matched = MatchedIndices.build(assignments, logits.shape[2], padded.labels.shape[1], logits.device)
             per_layer = self._per_layer_terms(logits, boxes, padded, matched, num_boxes)  # [L, 3]
             names = [f"{term}_{layer - 1}" if layer else term for layer in range(len(layers)) for term in TERMS]
