@@ -170,6 +170,7 @@ class CheckConfig:
     model: Any = MISSING  # only model.num_queries is read: images with more objects than queries are reported
     criterion: Any = MISSING  # the model group's; unused here
     default_weights: str | None = None  # the model group's; unused here
+    overview: str | None = "dataset_overview.png"  # the dataset's picture, written when it has no errors; null: none
 
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:

@@ -79,6 +79,7 @@ def test_a_training_run_draws_the_picture_and_logs_matching_health(tiny_cfg):
     train(cfg)
     run_dir = Path(cfg.run_dir)
     assert (run_dir / "results.png").stat().st_size > 0
+    assert (run_dir / "dataset_overview.png").stat().st_size > 0  # the DatasetOverview node, at fit start
     data = results_data(read_epoch_means(run_dir / "metrics.csv"))
     assert set(data.health["matching/no_object_prob"]) == {0, 1}
     assert set(data.health["matching/instability"]) == {1}  # from the second epoch
