@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from detr_ft.command_line import hydra_app
 from detr_ft.config import exit_if_missing
 from detr_ft.data.datamodule import split_paths
+from detr_ft.data.overview import draw_overview, overview_data
 from detr_ft.data.report import report
 
 PATH_KEYS = ("train_images", "train_annotations", "val_images", "val_annotations")
@@ -41,6 +42,9 @@ def main(cfg: DictConfig) -> None:
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     errors = report(splits, num_queries=cfg.model.num_queries)
+    if not errors and cfg.overview:  # class counts, objects per image, box sizes and centres, sample images
+        picture = draw_overview(overview_data(splits), Path(cfg.overview), cfg.model.num_queries)
+        print(f"overview: {picture}")
     print("dataset OK" if not errors else f"dataset has {errors} error(s)")
     if errors:
         sys.exit(1)

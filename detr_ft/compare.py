@@ -6,7 +6,9 @@ A table of runs sorted by their best value of `metric` (best first) and a PNG of
 epoch, written to `output` (default `comparisons/<sweep or experiment>`) and logged to MLflow: to the
 sweep's parent run when the runs are one sweep's jobs, else to a run tagged as a comparison. With no
 selection: the newest sweep of the experiment, else the experiment. `sweep=` also takes the parent run's id.
-The work is detr_ft/tracking/comparison.py's.
+Runs that differ only by `train.seed` are also
+shown as one configuration each (mean and spread of their best value), with whether the best one's lead over the
+runner-up exceeds that spread. The work is detr_ft/tracking/comparison.py's.
 """
 
 import sys
@@ -14,7 +16,7 @@ import sys
 from omegaconf import DictConfig, OmegaConf
 
 from detr_ft.command_line import hydra_app
-from detr_ft.tracking.comparison import compare, format_table
+from detr_ft.tracking.comparison import compare, format_seed_table, format_table, has_seed_repeats, seed_groups
 
 
 @hydra_app("compare")
@@ -27,6 +29,9 @@ def main(cfg: DictConfig) -> None:
     except ValueError as error:
         sys.exit(f"error: {error}")
     print(format_table(rows, cfg.metric))
+    groups = seed_groups(rows)
+    if has_seed_repeats(groups):  # jobs that differ only by train.seed: is the winner ahead of the seed noise?
+        print("\n" + format_seed_table(groups, cfg.metric))
     print(f"\nplot: {plot}")
 
 

@@ -49,6 +49,7 @@ class TrainConfig:
     backbone_learning_rate: float | None = None  # null = 0.1 x learning_rate (the paper's 1e-4 / 1e-5)
     weight_decay: float = 1e-4
     num_workers: int = 4
+    accumulate_grad_batches: int = 1  # one optimizer step every N batches (Lightning's gradient accumulation)
     warmup_steps: int = 0  # linear warm-up of every group at the start of training
     lr_drop_epochs: list[int] = field(default_factory=list)  # learning rates x lr_drop_factor at these epochs
     lr_drop_factor: float = 0.1
@@ -181,6 +182,7 @@ class CheckConfig:
     model: Any = MISSING  # only model.num_queries is read: images with more objects than queries are reported
     criterion: Any = MISSING  # the model group's; unused here
     default_weights: str | None = None  # the model group's; unused here
+    overview: str | None = "dataset_overview.png"  # the dataset's picture, written when it has no errors; null: none
 
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:

@@ -63,7 +63,9 @@ class SetCriterion(nn.Module):
             padded = PaddedTargets(targets)
             num_boxes = self._num_boxes(targets, outputs["pred_logits"].device)
             if has_training_aids(outputs):
-                return training_aid_losses(self, outputs, padded, num_boxes)
+                losses = training_aid_losses(self, outputs, padded, num_boxes)
+                self.main_matches = None  # rows are groups or blocks, not images: matching health skips them
+                return losses
             return self.set_loss(outputs, padded, num_boxes)
 
     def set_loss(self, outputs: dict, padded: PaddedTargets, num_boxes) -> dict[str, torch.Tensor]:
@@ -73,6 +75,7 @@ class SetCriterion(nn.Module):
         logits = _fp32(torch.stack([layer["pred_logits"] for layer in layers]))  # [L, B, Q, K+1]
         boxes = _fp32(torch.stack([layer["pred_boxes"] for layer in layers]))  # [L, B, Q, 4]
         assignments = self.matcher.assign(logits, boxes, padded)
+        self.main_matches = assignments[0]  # the main layer's pairs, kept for training/matching_health.py
         matched = MatchedIndices.build(assignments, logits.shape[2], padded.labels.shape[1], logits.device)
         per_layer = self._per_layer_terms(logits, boxes, padded, matched, num_boxes)  # [L, 3]
         names = [f"{term}_{layer - 1}" if layer else term for layer in range(len(layers)) for term in TERMS]

@@ -19,6 +19,23 @@ def _backbone_lr(params: dict) -> str:
     return params.get("module/backbone_learning_rate", "?")
 
 
+# The params train.seed sets (the config interpolates it); two runs that differ only here are one configuration.
+SEED_PARAMS = ("train/seed", "data/sampling_seed", "callbacks/batch_seeding/seed")
+
+
+def configuration(params: dict) -> tuple:
+    """What a run trained, as its resolved config's params say, without its seeds and anything naming its own run
+    folder (checkpoint, picture and log paths differ between any two runs)."""
+    run_dir = params.get("run_dir")
+    return tuple(
+        sorted(
+            (key, value)
+            for key, value in params.items()
+            if key not in SEED_PARAMS and key != "run_dir" and not (run_dir and run_dir in value)
+        )
+    )
+
+
 def _row(client: MlflowClient, run, metric: str) -> dict:
     # A resumed run logs again the steps after its last checkpoint: the newest value of each step counts.
     logged = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.timestamp)
@@ -39,6 +56,8 @@ def _row(client: MlflowClient, run, metric: str) -> dict:
         "minutes": (end - run.info.start_time) / 60000,
         "checkpoint": run.data.tags.get("best_checkpoint", ""),
         "curve": [m.value for m in sorted(history, key=lambda m: m.step)],
+        "seed": params.get("train/seed"),
+        "configuration": configuration(params),
     }
 
 
@@ -116,3 +135,62 @@ def format_table(rows: list[dict], metric: str) -> str:
             f"{epoch:>5} {r['minutes']:5.1f} {r['status'][:9]:9} {r['checkpoint']}"
         )
     return "\n".join(lines)
+
+
+def _configuration_name(names: list[str]) -> str:
+    """The jobs' common name without its `seed=` part (`lr=2e-4, seed=1` -> `lr=2e-4`)."""
+    parts = [part for part in names[0].split(", ") if not part.startswith("seed=")]
+    return ", ".join(parts) or names[0]
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """Rows that differ only by their seed, as one group each: its runs, seeds, and the mean and spread (sample
+    standard deviation; 0 for one run) of their best values. Sorted by mean, best first; runs without a best value
+    are left out."""
+    grouped: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["best"] is not None:
+            grouped.setdefault(row["configuration"], []).append(row)
+    groups = []
+    for members in grouped.values():
+        values = [row["best"] for row in members]
+        mean = sum(values) / len(values)
+        spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        groups.append(
+            {
+                "name": _configuration_name([row["name"] for row in members]),
+                "runs": len(members),
+                "seeds": [row["seed"] for row in members],
+                "mean": mean,
+                "spread": spread,
+            }
+        )
+    return sorted(groups, key=lambda group: -group["mean"])
+
+
+def seed_verdict(groups: list[dict]) -> str:
+    """Whether the best configuration's lead over the runner-up exceeds the seed spread (the larger of the two)."""
+    if len(groups) < 2:
+        return "one configuration only: nothing to compare"
+    best, second = groups[0], groups[1]
+    if best["runs"] < 2 or second["runs"] < 2:
+        return f"{best['name']} leads, but with one seed per configuration the seed noise is unknown"
+    lead, spread = best["mean"] - second["mean"], max(best["spread"], second["spread"])
+    verdict = "exceeds" if lead > spread else "does not exceed"
+    return f"{best['name']} leads {second['name']} by {lead:.4f}, which {verdict} the seed spread {spread:.4f}"
+
+
+def format_seed_table(groups: list[dict], metric: str) -> str:
+    """One line per configuration: runs, seeds, mean and spread of the best `metric`, then the verdict."""
+    header = f"{'configuration':32} {'runs':>4} {'mean best ' + metric:>18} {'spread':>8} seeds"
+    lines = [header, "-" * len(header)]
+    for group in groups:
+        seeds = ",".join(str(seed) for seed in group["seeds"])
+        lines.append(
+            f"{group['name'][:32]:32} {group['runs']:>4} {group['mean']:>18.4f} {group['spread']:>8.4f} {seeds}"
+        )
+    return "\n".join([*lines, "", seed_verdict(groups)])
+
+
+def has_seed_repeats(groups: list[dict]) -> bool:
+    return any(group["runs"] > 1 for group in groups)

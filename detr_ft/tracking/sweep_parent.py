@@ -137,7 +137,11 @@ def update_parent(record: dict) -> list:
         folder = sweep_dir / "comparison"
         folder.mkdir(exist_ok=True)
         table = folder / "runs.txt"
-        table.write_text(comparison.format_table(rows, METRIC) + "\n")
+        text = comparison.format_table(rows, METRIC)
+        groups = comparison.seed_groups(rows)
+        if comparison.has_seed_repeats(groups):  # jobs that differ only by train.seed, grouped
+            text += "\n\n" + comparison.format_seed_table(groups, METRIC)
+        table.write_text(text + "\n")
         plot = comparison.plot_curves(rows, METRIC, parent.info.run_name, folder / f"{METRIC.replace('/', '_')}.png")
         for path in (table, plot):
             store.retry_when_locked(

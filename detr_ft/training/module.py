@@ -43,7 +43,8 @@ class DetrModule(pl.LightningModule):
     # ---- training -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         images, mask, targets = batch
-        losses = self.criterion(self.model(images, mask), targets)
+        outputs = self.model(images, mask)
+        losses = self.criterion(outputs, targets)
         size = len(targets)
         self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         # The fine-tuning guide's checkpoint names use `train_loss` (best_epoch=6-...-train_loss=2.9145.ckpt).
@@ -51,7 +52,7 @@ class DetrModule(pl.LightningModule):
         for term in ("loss_ce", "loss_bbox", "loss_giou"):
             if term in losses:
                 self.log(f"train/{term}", losses[term], on_step=True, on_epoch=False, batch_size=size)
-        return losses["loss"]
+        return {"loss": losses["loss"], "pred_logits": outputs["pred_logits"].detach()}  # logits: matching health
 
     def on_train_epoch_start(self):
         stages = list(self.model.backbone.unfrozen_stages)
