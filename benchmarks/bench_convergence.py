@@ -28,6 +28,7 @@ from pathlib import Path
 ARMS = {
     "baseline": [],
     "groups4": ["model.query_groups=4"],
+    "groups4_fresh": ["model.query_groups=4", "model.query_groups_init=fresh"],  # extra groups not copies of group 0
     "iou_aware": ["criterion.class_targets=iou_aware"],
     "one_to_many": ["model.one_to_many_queries=60", "criterion.one_to_many_k=6"],
     "combined": [
