@@ -30,7 +30,7 @@ def check_trainer_keys(trainer_cfg: DictConfig) -> None:
 _RANGES = {
     "epochs": (1, True, "the number of epochs"),
     "batch_size": (1, True, "images per step"),
-    "learning_rate": (0, False, "e.g. 1e-4"),
+    "learning_rate": (0, True, "e.g. 1e-4; 0 trains nothing"),
     "backbone_learning_rate": (0, True, "or null for 0.1 x train.learning_rate"),
     "weight_decay": (0, True, "0: none"),
     "gradient_clip_val": (0, True, "0: no clipping"),

@@ -424,10 +424,10 @@ MUTATIONS = [
         ("tests/training/test_run_folder_lock.py",),
     ),
     Mutation(
-        "learning_rate_zero_or_negative_accepted",
+        "negative_learning_rate_accepted",
         "detr_ft/config_checks.py",
-        '    "learning_rate": (0, False, "e.g. 1e-4"),',
-        '    "learning_rate": (-1, True, "e.g. 1e-4"),',
+        '    "learning_rate": (0, True, "e.g. 1e-4; 0 trains nothing"),',
+        '    "learning_rate": (-1, True, "e.g. 1e-4; 0 trains nothing"),',
         "an impossible train.learning_rate stops before any data is read, naming the key",
         ("tests/cli/test_faults_config.py",),
     ),

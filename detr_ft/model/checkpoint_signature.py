@@ -21,3 +21,28 @@ def not_a_checkpoint(path: Path) -> str | None:
     if head[:1] == b"\x80":  # a pickle: torch's legacy format
         return None
     return f"neither torch's zip format nor a pickle; it starts with {head!r}"
+
+
+def pickled_code(path: Path) -> str | None:
+    """The first callable a legacy pickle (or a zip's data.pkl) would import or call when loaded, read from its
+    opcodes without running anything (None: it names none). Such a file is refused, never loaded."""
+    import pickletools
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+        strings: list[str] = []
+        for opcode, argument, _ in pickletools.genops(data):
+            if isinstance(argument, str):
+                strings.append(argument)
+            if opcode.name == "GLOBAL":
+                return str(argument).replace(" ", ".")
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                return f"{strings[-2]}.{strings[-1]}"
+    except Exception:  # not a readable pickle: no code can be named
+        return None
+    return None

@@ -8,7 +8,6 @@ Weight layouts, not training files: detr_ft's `.ckpt` is read by `detr_ft.traini
 its model state dict here. Files load with `torch.load(weights_only=True)`: pickled code is refused, never run."""
 
 import argparse
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detr_ft.model.checkpoint_signature import not_a_checkpoint
+from detr_ft.model.checkpoint_signature import not_a_checkpoint, pickled_code
 from detr_ft.model.query_groups import fit_training_queries
 
 CLASS_HEAD = ("class_head.weight", "class_head.bias")
@@ -66,13 +65,13 @@ def read_weights_file(path: str | Path) -> dict:
     except Exception as error:  # torch's errors for a bad file range from KeyError to UnpicklingError
         if reason := not_a_checkpoint(path):
             raise CheckpointError(f"{path} is not a checkpoint ({reason})") from None
-        code = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line]  # what it would import
-        if isinstance(error, pickle.UnpicklingError) and code:
+        if code := pickled_code(path):  # read from the pickle's opcodes, never run
             raise CheckpointError(
-                f"refused to load {path}: it needs pickled Python code to load ({code[0]}); detr_ft never executes "
+                f"refused to load {path}: it needs pickled Python code to load ({code}); detr_ft never executes "
                 "code from a checkpoint: re-save it as a plain state dict (tensors, as model.state_dict() returns)."
             ) from None
-        raise CheckpointError(f"could not read checkpoint {path} (damaged or truncated?): {error}") from None
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__  # not torch's unsafe advice
+        raise CheckpointError(f"could not read checkpoint {path} (damaged or truncated?): {first}") from None
 
 
 def _from_official(state: dict) -> dict:

@@ -119,8 +119,10 @@ class ResultsPicture(pl.Callback):
         return None
 
     def draw(self, trainer: pl.Trainer) -> Path | None:
+        if not trainer.is_global_zero:  # other ranks' CSVLogger has a stand-in experiment, and no file
+            return None
         source = self._metrics_file(trainer)
-        if not trainer.is_global_zero or source is None or not source.exists():
+        if source is None or not source.exists():
             return None
         return draw_results(results_data(read_epoch_means(source), self.monitor), self.path, self.path.parent.name)
 

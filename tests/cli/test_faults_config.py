@@ -7,8 +7,7 @@ import detr_ft.train
 from detr_ft.train import train
 
 CASES = [
-    ("train.learning_rate=-1e-4", "train.learning_rate must be > 0"),
-    ("train.learning_rate=0", "train.learning_rate must be > 0"),
+    ("train.learning_rate=-1e-4", "train.learning_rate must be >= 0"),
     ("train.backbone_learning_rate=-1e-5", "train.backbone_learning_rate must be >= 0"),
     ("train.weight_decay=-0.1", "train.weight_decay must be >= 0"),
     ("train.batch_size=0", "train.batch_size must be >= 1"),
@@ -38,7 +37,7 @@ def test_a_value_that_is_not_a_number_is_refused():
     from detr_ft.config import TrainConfig
     from detr_ft.config_checks import check_train_values
 
-    with pytest.raises(ValueError, match="train.learning_rate must be > 0 .*got nan"):
+    with pytest.raises(ValueError, match="train.learning_rate must be >= 0 .*got nan"):
         check_train_values(TrainConfig(learning_rate=float("nan")))
 
 
