@@ -10,7 +10,12 @@ from tests.conftest import run_cli
 TOOLS = [  # module, what --help must list, a misspelt override, the key the error suggests
     (
         "detr_ft",
-        ["finetune_strategy: auto, frozen, full, progressive", "checkpoint_path:", "unfreeze_backbone_at_epoch:", "epochs:"],
+        [
+            "finetune_strategy: auto, frozen, full, progressive",
+            "checkpoint_path:",
+            "unfreeze_backbone_at_epoch:",
+            "epochs:",
+        ],
         "train.learnin_rate=1e-4",
         "train.learning_rate",
     ),
