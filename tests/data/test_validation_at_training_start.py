@@ -38,6 +38,8 @@ def _coco_config(tiny_cfg, images, annotations):
             "max_size": 64,
             "eval_scale": 64,
             "crop": False,
+            "batch_size": 3,  # the data node carries the loader's settings (train.* interpolated there)
+            "num_workers": 0,
         }
     return cfg
 
