@@ -10,9 +10,10 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
     """Yields a fresh temporary path beside `path` to write; on leaving the block without an error it is fsynced
-    and renamed to `path` (one atomic step, parallel writers never see a partial file); on an error it is removed."""
+    (unless `durable` is False: a cache file lost in a crash is only recomputed) and renamed to `path` (one atomic
+    step, parallel writers never see a partial file); on an error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -20,8 +21,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
+        if durable:
+            with open(temporary, "rb+") as file:
+                os.fsync(file.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)  # left only when the write failed

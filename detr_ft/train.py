@@ -52,7 +52,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         config = OmegaConf.to_container(cfg, resolve=True)
         if logger is not None:
             logger.log_hyperparams(config)
-        weights_path, resume_path = starting_points(cfg.train, cfg.logger.tracking_uri)  # before data is read
+        weights_path, resume_path = starting_points(
+            cfg.train.checkpoint_path, cfg.train.resume_from, cfg.logger.tracking_uri
+        )  # before data is read
 
         datamodule = instantiate(cfg.data)
         tracking.log_dataset_inputs(logger, str(cfg.data.get("name", "unknown")), getattr(datamodule, "paths", {}))

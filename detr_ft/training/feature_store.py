@@ -78,7 +78,7 @@ class FeatureStore:
         self._remember(key, tensor)
         path = self.path(group, key)
         try:
-            with atomic_path(path) as temporary:  # parallel jobs never read a half-written file
+            with atomic_path(path, durable=False) as temporary:  # whole or absent; no fsync per image
                 torch.save({"features": tensor}, temporary)
         except OSError as error:  # disk full, quota: keep training, from memory only
             if not self._write_failed:

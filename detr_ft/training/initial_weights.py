@@ -45,13 +45,15 @@ def _class_rows_by_name(checkpoint: checkpoint_file.Checkpoint, target_names: li
     return [source_names.index(name) for name in target_names]
 
 
-def starting_points(train_cfg, tracking_uri: str) -> tuple[Path | None, Path | None]:
+def starting_points(
+    checkpoint_path: str | None, resume_from: str | None, tracking_uri: str
+) -> tuple[Path | None, Path | None]:
     """(weights to fine-tune from, checkpoint to resume) from `train.checkpoint_path` / `train.resume_from`,
     checked before any data is read."""
-    if train_cfg.resume_from:
-        return None, checkpoint_file.check_resumable(train_cfg.resume_from)
-    if train_cfg.checkpoint_path:
-        return resolve_checkpoint_path(str(train_cfg.checkpoint_path), tracking_uri), None
+    if resume_from:
+        return None, checkpoint_file.check_resumable(resume_from)
+    if checkpoint_path:
+        return resolve_checkpoint_path(str(checkpoint_path), tracking_uri), None
     return None, None
 
 
