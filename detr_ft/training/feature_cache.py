@@ -32,11 +32,20 @@ import pytorch_lightning as pl
 import torch
 
 from detr_ft.training.feature_store import DEFAULT_MEMORY_BYTES, CachedBackboneFeatures
-from detr_ft.training.finetuning import UnfreezePlan
+from detr_ft.training.finetuning import BackboneUnfreezing, UnfreezePlan
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val")  # the splits whose batches go through the cache
+
+
+def run_plan(trainer: pl.Trainer, backbone: torch.nn.Module, settings: tuple) -> UnfreezePlan:
+    """The run's plan as the strategy callback built it (it sets up first; with finetune_strategy=auto it is the
+    rule's choice), or, with no such callback (the cache used on its own), the plan of `settings`."""
+    built = (
+        c.plan for c in getattr(trainer, "callbacks", []) if isinstance(c, BackboneUnfreezing) and c.plan is not None
+    )
+    return next(built, None) or UnfreezePlan(list(backbone.trainable_stages), *settings)
 
 
 def check_cacheable(plan: UnfreezePlan, epochs: int, train_transform: dict | None) -> None:
@@ -95,7 +104,7 @@ class BackboneFeatureCache(pl.Callback):
         if not self.enabled or stage != "fit":
             return
         backbone, datamodule = pl_module.model.backbone, trainer.datamodule
-        plan = UnfreezePlan(list(backbone.trainable_stages), *self.plan_settings)
+        plan = run_plan(trainer, backbone, self.plan_settings)
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1 << 30
         check_cacheable(plan, epochs, datamodule.deterministic_transform("train"))
         splits = {split: (datamodule.dataset(split), datamodule.deterministic_transform(split)) for split in SPLITS}

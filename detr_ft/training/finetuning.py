@@ -160,12 +160,9 @@ class BackboneUnfreezing(pl.Callback):
 
     def _apply_auto(self, trainer: pl.Trainer) -> dict[str, str]:
         """finetune_strategy=auto (training/finetune_auto.py): the rule on the training image count replaces the
-        settings; a later callback that plans from the same keys (the feature cache) is given the same values."""
+        settings (the feature cache asks this callback for the plan they make)."""
         images = len(trainer.datamodule.train_object_counts().per_image)
         self.settings, tags = auto_settings(self.settings, images)
-        for callback in trainer.callbacks:
-            if hasattr(callback, "plan_settings"):
-                callback.plan_settings = self.settings
         return tags
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

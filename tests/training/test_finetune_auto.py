@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from detr_ft.training import finetuning
+from detr_ft.training.feature_cache import run_plan
 from detr_ft.training.finetune_auto import auto_choice, auto_settings
 from detr_ft.training.finetuning import BackboneUnfreezing
 
@@ -44,12 +45,12 @@ def test_the_unfreezing_callback_plans_what_the_rule_chose_and_tags_it(images, k
     tagged = {}
     monkeypatch.setattr(finetuning, "MLFlowLogger", SimpleNamespace)
     monkeypatch.setattr(finetuning.tracking, "set_tags", lambda logger, tags: tagged.update(tags))
-    cache = SimpleNamespace(plan_settings=(True, -1, None))  # the feature cache plans from the same keys
     callback = BackboneUnfreezing(True, -1, None, preset="auto", epochs=10)
-    trainer = fake_trainer(images, callback, cache)
+    trainer = fake_trainer(images, callback)
     trainer.loggers = [SimpleNamespace()]
     callback.setup(trainer, fake_module(), "fit")
-    assert callback.plan.kind == kind and cache.plan_settings == callback.settings
+    cache_plan = run_plan(trainer, fake_module().model.backbone, (True, -1, None))  # the yaml's frozen keys
+    assert callback.plan.kind == kind and cache_plan is callback.plan  # the feature cache plans what auto chose
     assert tagged["strategy"] == kind
     assert (tagged["strategy_auto"], tagged["strategy_auto_train_images"]) == (kind, str(images))
 
