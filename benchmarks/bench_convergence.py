@@ -120,11 +120,12 @@ def print_table(results: list[dict]) -> None:
         unit = "step" if case == "pretrain" else "ep"
         labels = [f"{(e + 1) * STEPS_PER_EPOCH}" if case == "pretrain" else str(e) for e in epochs]
         print(f"\n{case}: val mAP50 per {'validation (steps)' if case == 'pretrain' else 'epoch'}")
-        print(f"{'arm':<12} {'seed':>4} " + " ".join(f"{unit}{label:>5}" for label in labels) + "  s/epoch")
+        print(f"{'arm':<13} {'seed':>4} " + " ".join(f"{unit}{label:>5}" for label in labels) + "  s/epoch")
         for r in rows:
             curve = {int(e): value for e, value in r["map50"].items()}
             values = " ".join(f"{curve.get(e, float('nan')):>{len(unit) + 5}.3f}" for e in epochs)
-            print(f"{r['arm']:<12} {r['seed']:>4} {values}  {r['epoch_seconds']:.0f}")
+            seconds = r.get("epoch_seconds")  # missing in results kept from before it was recorded
+            print(f"{r['arm']:<13} {r['seed']:>4} {values}  {'?' if seconds is None else round(seconds)}")
 
 
 def plot(results: list[dict], path: Path) -> None:
