@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
 from tools.mutations import MUTATIONS, Mutation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +97,23 @@ def apply_mutation(root: Path, mutation: Mutation) -> str | None:
     count = text.count(mutation.original)
     if count != 1:
         return f"does not apply: snippet found {count} times in {mutation.file}"
-    path.write_text(text.replace(mutation.original, mutation.replacement))
+    mutated = text.replace(mutation.original, mutation.replacement)
+    problem = unparsable(mutation.file, mutated)
+    if problem:  # a mutant that does not even compile is killed by any import: it would prove nothing
+        return f"does not apply: the mutated {mutation.file} no longer parses ({problem}); fix the snippet"
+    path.write_text(mutated)
+    return None
+
+
+def unparsable(name: str, text: str) -> str | None:
+    """Why a mutated Python or YAML file cannot be read (e.g. a snippet indented for another block), or None."""
+    try:
+        if name.endswith(".py"):
+            compile(text, name, "exec")
+        elif name.endswith((".yaml", ".yml")):
+            yaml.safe_load(text)
+    except (SyntaxError, yaml.YAMLError) as error:
+        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
     return None
 
 
@@ -204,8 +222,10 @@ def select(names: list[str] | None) -> list[Mutation]:
 def print_list(mutations: list[Mutation]) -> None:
     """Each mutation, whether it applies to the working tree now, and what it breaks."""
     for m in mutations:
-        count = (REPO / m.file).read_text().count(m.original) if (REPO / m.file).is_file() else 0
-        state = "ok" if count == 1 else f"DOES NOT APPLY ({count} matches)"
+        text = (REPO / m.file).read_text() if (REPO / m.file).is_file() else ""
+        count = text.count(m.original)
+        broken = count == 1 and unparsable(m.file, text.replace(m.original, m.replacement))
+        state = f"DOES NOT APPLY ({count} matches)" if count != 1 else f"DOES NOT PARSE ({broken})" if broken else "ok"
         print(f"{m.name:<32} {m.file:<30} {state}  tests: {' '.join(m.tests)}\n    breaks: {m.breaks}")
 
 

@@ -102,7 +102,7 @@ MUTATIONS = [
     Mutation(
         "seed_not_set",
         "detr_ft/train.py",
-        "    pl.seed_everything(cfg.train.seed, workers=True)\n",
+        "        pl.seed_everything(cfg.train.seed, workers=True)\n",  # inside train()'s `with` block
         "",
         "train.seed makes a run reproducible",
         TRAINING,
@@ -126,7 +126,7 @@ MUTATIONS = [
     Mutation(
         "overwrite_check_not_called",
         "detr_ft/train.py",
-        "    refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))\n",
+        "        refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))\n",  # inside train()'s `with` block
         "",
         "a run folder that already holds checkpoints is never trained into",
         TRAINING,
