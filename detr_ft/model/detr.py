@@ -43,7 +43,7 @@ class DETR(nn.Module):
         fast_kernels: str = "auto",
         query_groups: int = 1,
         one_to_many_queries: int = 0,
-        query_groups_init: str = "copy",
+        query_groups_init: str = "fresh",
     ):
         super().__init__()
         if num_classes < 1:

@@ -6,7 +6,8 @@ groups of `num_queries` and a block of one-to-many queries; self-attention stays
 so no group sees another. Evaluation, predict, export and ONNX run group 0 alone: the paper's graph. The extra
 embeddings live under `training_queries.` in the state dict, so a checkpoint trained with them loads into the
 plain model by dropping those keys, and a plain checkpoint fine-tuned with them fills them from group 0
-(`model.query_groups_init=copy`, default) or keeps their fresh initialisation (`fresh`).
+(`model.query_groups_init=copy`) or keeps their fresh initialisation (`fresh`, the default: copies of group 0
+get the same matches as group 0, so they add no supervision until dropout tells them apart).
 """
 
 import logging
