@@ -63,9 +63,7 @@ class SetCriterion(nn.Module):
             padded = PaddedTargets(targets)
             num_boxes = self._num_boxes(targets, outputs["pred_logits"].device)
             if has_training_aids(outputs):
-                losses = training_aid_losses(self, outputs, padded, num_boxes)
-                self.main_matches = None  # rows are groups or blocks, not images: matching health skips them
-                return losses
+                return training_aid_losses(self, outputs, padded, num_boxes)  # main_matches: group 0's, per image
             return self.set_loss(outputs, padded, num_boxes)
 
     def set_loss(self, outputs: dict, padded: PaddedTargets, num_boxes) -> dict[str, torch.Tensor]:

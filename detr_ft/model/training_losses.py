@@ -43,9 +43,13 @@ def training_aid_losses(criterion, outputs: dict, padded: PaddedTargets, num_box
         losses = criterion.set_loss(main, padded_main, num_boxes * groups)
     else:
         losses = criterion.set_loss(main, padded, num_boxes)
+    # Matching health (training/matching_health.py) follows group 0, the queries evaluation keeps: row b x K of
+    # the folded batch is image b's group 0, at the first num_queries positions of its row of pred_logits.
+    group0_matches = criterion.main_matches[::groups]
     if "one_to_many" in outputs:
         k = criterion.one_to_many_k
         extra = criterion.set_loss(outputs["one_to_many"], padded.boxes_repeated(k), num_boxes * k)
         losses.update({f"one_to_many/{name}": extra[name] for name in LOGGED_TERMS})
         losses["loss"] = losses["loss"] + ONE_TO_MANY_WEIGHT * extra["loss"]
+    criterion.main_matches = group0_matches
     return losses

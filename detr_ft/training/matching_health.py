@@ -77,7 +77,7 @@ class MatchingHealth(pl.Callback):
         logits = outputs.get("pred_logits") if isinstance(outputs, dict) else None
         targets = batch[2]
         if self.tracker is None or matches is None or logits is None or len(matches) != len(targets):
-            return  # e.g. query groups: their matches are not one row per image
+            return  # nothing matched yet, or a criterion that keeps no per-image matches
         image_ids = torch.stack([target["image_id"] for target in targets]).tolist()
         self.tracker.add(image_ids, matches, no_object_probability_sum(logits, matches))
 

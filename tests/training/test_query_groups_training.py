@@ -2,10 +2,13 @@
 queries, IoU-aware targets and EMA on; predict runs group 0
 alone; finetune_strategy=auto runs through the unfreezing callback."""
 
+from pathlib import Path
+
 import torch
 
 from detr_ft.inference import Detector
 from detr_ft.train import train
+from detr_ft.training.results_picture import read_epoch_means
 
 AIDS = [
     "model.query_groups=2",
@@ -28,6 +31,10 @@ def test_training_with_the_aids_resumes_bit_exactly_and_predicts_with_group_0(ti
     assert any(".training_queries.groups" in name for name in expected)
     different = [name for name in expected if not torch.equal(expected[name], got[name])]
     assert not different, f"{len(different)} tensors differ after the resume, e.g. {different[:3]}"
+
+    health = read_epoch_means(Path(straight.run_dir) / "metrics.csv")  # group 0's matches, with every aid on
+    assert set(health["matching/no_object_prob"]) == set(health["matching/unmatched_queries"]) == {0, 1}
+    assert set(health["matching/instability"]) == {1}  # from the second epoch, which sees the same objects
 
     detector = Detector(straight.last_checkpoint, device="cpu")
     with torch.no_grad():
