@@ -67,10 +67,14 @@ class MatchingHealth(pl.Callback):
 
     def __init__(self):
         self.tracker: MatchTracker | None = None
+        # The epoch's (image ids, matches, no-object sum), image ids still on the device: read at the epoch's end,
+        # so the training step never waits for the device here.
+        self.pending: list[tuple[torch.Tensor, list, torch.Tensor]] = []
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.tracker is None:
             self.tracker = MatchTracker(pl_module.model.num_queries)
+        self.pending = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         matches = getattr(pl_module.criterion, "main_matches", None)
@@ -78,11 +82,16 @@ class MatchingHealth(pl.Callback):
         targets = batch[2]
         if self.tracker is None or matches is None or logits is None or len(matches) != len(targets):
             return  # nothing matched yet, or a criterion that keeps no per-image matches
-        image_ids = torch.stack([target["image_id"] for target in targets]).tolist()
-        self.tracker.add(image_ids, matches, no_object_probability_sum(logits, matches))
+        image_ids = torch.stack([target["image_id"] for target in targets])
+        self.pending.append((image_ids, matches, no_object_probability_sum(logits, matches)))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.tracker is None or not self.tracker.matched:
+        if self.tracker is None:
+            return
+        for image_ids, matches, no_object_sum in self.pending:
+            self.tracker.add(image_ids.tolist(), matches, no_object_sum)
+        self.pending = []
+        if not self.tracker.matched:
             return
         for name, value in self.tracker.end_epoch().items():
             pl_module.log(f"matching/{name}", value, on_step=False, on_epoch=True)
