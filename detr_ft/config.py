@@ -183,6 +183,9 @@ class CheckConfig:
     criterion: Any = MISSING  # the model group's; unused here
     default_weights: str | None = None  # the model group's; unused here
     overview: str | None = "dataset_overview.png"  # the dataset's picture, written when it has no errors; null: none
+    decode: bool = True  # decode every image (finds damaged pixel data); false: header reads only, as training does
+    export: str | None = None  # coco: write the data out in COCO form into `out` (when it has no errors)
+    out: str | None = None  # export's folder: new or empty (nothing is overwritten)
 
 
 def _missing_keys(node: Any, prefix: str = "") -> list[str]:

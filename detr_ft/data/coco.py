@@ -10,10 +10,10 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from detr_ft.data.categories import CategoryMap
+from detr_ft.data.checks.split import read_split
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.data.sampling import Draw
 from detr_ft.data.transforms import apply
-from detr_ft.data.validation import read_split
 
 log = logging.getLogger(__name__)
 

@@ -1,60 +1,35 @@
-"""The LightningDataModule over COCO-format train/val (optional test) splits.
+"""The LightningDataModule over train/val (optional test) splits in any format detr_ft/data/formats/ reads.
 
-The class count and names come from the train annotation file at construction, so the app can build
-the model before any image is read and users never type `num_classes`.
+The class count and names come from the train split at construction, so the app can build the model before
+any image is read and users never type `num_classes`.
 """
-
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from detr_ft.data.categories import CategoryMap
+from detr_ft.data.checks.annotations import category_mismatch
+from detr_ft.data.checks.object_counts import ObjectCounts
+from detr_ft.data.checks.settings import check_settings
+from detr_ft.data.checks.split import DatasetError, read_split
 from detr_ft.data.coco import CocoDetection
 from detr_ft.data.collate import collate
-from detr_ft.data.object_counts import ObjectCounts
+from detr_ft.data.formats import cache_folder, find_splits
+from detr_ft.data.formats.export import keep_as_coco
 from detr_ft.data.sampling import EpochSampler
 from detr_ft.data.transforms import describe_eval_transforms, make_eval_transforms, make_train_transforms
-from detr_ft.data.validation import DatasetError, read_split
 
-
-def split_paths(
-    train_images: str,
-    train_annotations: str,
-    val_images: str,
-    val_annotations: str,
-    test_images: str | None = None,
-    test_annotations: str | None = None,
-) -> dict[str, tuple[Path, Path]]:
-    """{"train": (images folder, annotation file), "val": ..., and "test" when both its paths are set}."""
-    _require_paths(train_images, train_annotations, val_images, val_annotations)
-    paths = {
-        "train": (Path(train_images), Path(train_annotations)),
-        "val": (Path(val_images), Path(val_annotations)),
-    }
-    if test_images and test_annotations:
-        paths["test"] = (Path(test_images), Path(test_annotations))
-    return paths
-
-
-def _require_paths(*paths) -> None:
-    """data=coco derives the four paths from `data.root`; without it they read `None/...` (or are unset)."""
-    if any(path is None or str(path).startswith("None/") for path in paths):
-        raise DatasetError(
-            "no dataset location: set data.root (a folder in the COCO 2017 layout: train2017/, val2017/, "
-            "annotations/instances_{train,val}2017.json) or all four of data.train_images, data.train_annotations, "
-            "data.val_images and data.val_annotations"
-        )
+PATH_KEYS = ("train_images", "train_annotations", "val_images", "val_annotations", "test_images", "test_annotations")
 
 
 class DetectionDataModule(pl.LightningDataModule):
     def __init__(
         self,
-        train_images: str,
-        train_annotations: str,
-        val_images: str,
-        val_annotations: str,
+        train_images: str | None = None,
+        train_annotations: str | None = None,
+        val_images: str | None = None,
+        val_annotations: str | None = None,
         batch_size: int = 2,
         num_workers: int = 0,
         test_images: str | None = None,
@@ -62,23 +37,31 @@ class DetectionDataModule(pl.LightningDataModule):
         label_mode: str = "contiguous",
         num_classes: int | None = None,
         train_scales: list[int] = (480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800),
-        max_size: int = 1333,
+        max_size: int | None = 1333,
         eval_scale: int = 800,
         crop: bool = True,
         train_augmentation: bool = True,
         skip_bad_images: bool = False,
         pin_memory: bool | None = None,
         name: str = "coco",
-        root: str | None = None,  # only used by the config to derive the paths above
+        root: str | None = None,
         sampling_seed: int | None = None,
+        format: str = "coco",
+        classes: list[str] | None = None,
+        cache_dir: str | None = None,
     ):
-        """`sampling_seed` (train.seed in a run): the training order and augmentation become a function of
-        (seed, epoch, image), so a resumed run replays an uninterrupted one; None draws from torch's global
-        generator as a plain shuffling DataLoader does."""
+        """`format` and `root` (or data=coco's explicit paths) say where the splits are (detr_ft/data/formats/);
+        `classes`: data=voc's class list; `cache_dir`: where data in another format keeps its COCO form.
+        `sampling_seed` (train.seed in a run): the training order and augmentation become a function of (seed,
+        epoch, image), so a resumed run replays an uninterrupted one; None draws from torch's global generator
+        as a plain shuffling DataLoader does."""
         super().__init__()
-        self.paths = split_paths(
-            train_images, train_annotations, val_images, val_annotations, test_images, test_annotations
-        )
+        settings = dict(batch_size=batch_size, num_workers=num_workers, label_mode=label_mode, num_classes=num_classes)
+        settings |= dict(train_scales=train_scales, max_size=max_size, eval_scale=eval_scale, crop=crop)
+        settings |= dict(train_augmentation=train_augmentation, skip_bad_images=skip_bad_images, format=format)
+        check_settings(**settings, pin_memory=pin_memory, sampling_seed=sampling_seed, classes=classes)
+        paths = (train_images, train_annotations, val_images, val_annotations, test_images, test_annotations)
+        self.splits = find_splits(format, root, classes, cache_dir, **dict(zip(PATH_KEYS, paths, strict=True)))
         self.batch_size, self.num_workers, self.sampling_seed = batch_size, num_workers, sampling_seed
         self.label_mode, self.skip_bad_images, self.name = label_mode, skip_bad_images, name
         # train_augmentation=false: train images get the eval transform, the same pixels every epoch (what a
@@ -91,21 +74,28 @@ class DetectionDataModule(pl.LightningDataModule):
         )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         # Every split read and validated here, before any training step (and once: the datasets reuse it in setup).
-        self._annotations = {split: read_split(*paths, split, skip_bad_images) for split, paths in self.paths.items()}
+        self._annotations = {
+            split: read_split(source.images, source.source, split, skip_bad_images, source.read)
+            for split, source in self.splits.items()
+        }
+        # {split: (images folder, COCO file)}; data read from another format is kept in COCO form in the cache.
+        self.paths = {
+            split: (source.images, source.source)
+            if source.read is None
+            else (source.images, keep_as_coco(self._annotations[split], cache_folder(cache_dir), f"{name}-{split}"))
+            for split, source in self.splits.items()
+        }
         self._train_annotations: dict | None = self._annotations["train"]
         self.category_map = CategoryMap.from_coco_categories(self._train_annotations["categories"], label_mode)
         for split, data in self._annotations.items():
-            ids = sorted(int(category["id"]) for category in data["categories"])
-            if ids != self.category_map.category_ids:
-                raise DatasetError(
-                    f"{self.paths[split][1]} has categories {ids} but the train file {self.paths['train'][1]} "
-                    f"has {self.category_map.category_ids}; the splits must share them"
-                )
+            names = {category["id"]: category["name"] for category in data["categories"]}
+            if mismatch := category_mismatch(("train", self.category_map.id_names), split, names):
+                raise DatasetError(f"{self.splits[split].source}: {mismatch}")
         if num_classes is not None and num_classes != self.category_map.num_classes:
-            raise ValueError(
-                f"data.num_classes={num_classes} disagrees with {self.paths['train'][1]}, which defines "
+            raise DatasetError(
+                f"data.num_classes={num_classes} disagrees with {self.splits['train'].source}, which defines "
                 f"{self.category_map.num_classes} classes ({label_mode} labels); remove data.num_classes "
-                "(it is read from the file) or fix the file"
+                "(it is read from the data) or fix the data"
             )
         self.datasets: dict[str, CocoDetection] = {}
 

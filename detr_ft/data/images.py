@@ -1,15 +1,19 @@
-"""Reading image files as RGB uint8 tensors in their displayed orientation.
+"""Image files: the size a viewer shows, read from the header alone, and the pixels as RGB uint8 tensors in
+that orientation. The first costs a file open per image, so the validator checks every image of a split
+at each training start; the second is what the dataset (and the data check's full pass) decodes.
 
-torchvision.io decodes JPEG, PNG, GIF and WebP about 1.3x faster than PIL here (measured on 128 px PNG
-and 640x480 JPEG: 3,240 vs 2,490 and 1,150 vs 840 images/s on one core), so it goes first; PIL takes
-what it cannot read (BMP, TIFF, ...), and everything if a future torchvision drops its decoders
-(deprecated since 0.29 in favour of TorchCodec). Both apply the EXIF orientation, so boxes drawn on the
-image as a viewer shows it match the pixels.
+torchvision.io decodes JPEG, GIF and WebP about 1.3x faster than PIL (measured on 640x480 JPEG: 1,150 vs 840
+images/s on one core), so it goes first for them. PNG goes to PIL: torchvision 0.29's PNG decoder kills the
+process (segmentation fault, no message) on compressed data libpng rejects, including files whose chunk
+checksums are valid. PIL also takes what torchvision cannot read (BMP, TIFF, ...). Both apply the EXIF
+orientation, so boxes drawn on the image as a viewer shows it match the pixels.
 """
 
 import io
+import os
+import struct
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -20,9 +24,75 @@ try:
 except ImportError:  # pragma: no cover - a torchvision without image decoders
     decode_image = None
 
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # rotated by 90 or 270 degrees: a viewer swaps width and height
+TAIL_BYTES = 1024  # where an end marker is looked for; cameras may pad after JPEG's EOI
+END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Malformed files make PIL raise any of these (a bomb-sized header raises DecompressionBombError).
+PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+
 
 class BadImageError(ValueError):
     """An image file that cannot be decoded, with its path."""
+
+
+def escapes_folder(images_dir: Path, file_name: str) -> bool:
+    """True when `file_name` is absolute or climbs (`../`) out of `images_dir` (symlinks are not followed)."""
+    if PurePath(file_name).is_absolute():
+        return True
+    folder = os.path.normpath(images_dir)
+    return os.path.commonpath([folder, os.path.normpath(os.path.join(folder, file_name))]) != folder
+
+
+def _is_truncated(file, size: int, image_format: str | None) -> bool:
+    """A missing end marker (JPEG's EOI, PNG's IEND) in the file's last bytes; the read position is kept."""
+    marker = END_MARKERS.get(image_format or "")
+    if marker is None:
+        return False
+    position = file.tell()
+    file.seek(max(0, size - TAIL_BYTES))
+    truncated = marker not in file.read()
+    file.seek(position)
+    return truncated
+
+
+def _orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation from the header (PIL's PNG getexif decodes the pixels to find a late eXIf chunk)."""
+    if image.format == "PNG":
+        exif = Image.Exif()
+        exif.load(image.info.get("exif") or b"")
+        return exif.get(EXIF_ORIENTATION)
+    return image.getexif().get(EXIF_ORIENTATION)
+
+
+def displayed_size(path: Path) -> tuple[int, int]:
+    """(width, height) as a viewer shows the image, from its header; raises OSError naming the fault. A PNG's
+    chunk checksums are verified too (read, not decompressed)."""
+    try:
+        size = path.stat().st_size if path.is_file() else None
+    except OSError:
+        size = None
+    if size is None:
+        raise OSError("is missing")
+    if size == 0:
+        raise OSError("is empty (0 bytes)")
+    try:
+        with path.open("rb") as file, Image.open(file) as image:
+            width, height = image.size
+            image_format, orientation = image.format, _orientation(image)
+            truncated = _is_truncated(file, size, image_format)
+            if image_format == "PNG" and not truncated:
+                image.verify()
+    except UnidentifiedImageError:
+        raise OSError("is not an image file (no image format recognises its header)") from None
+    except Image.DecompressionBombError as error:
+        raise OSError(f"is too large to decode safely ({error})") from None
+    except PIL_ERRORS as error:
+        raise OSError(f"is damaged or has an unreadable header ({error})") from None
+    if truncated:
+        raise OSError(f"is truncated (its {image_format} end marker is missing)")
+    return (height, width) if orientation in TRANSPOSING_ORIENTATIONS else (width, height)
 
 
 def _to_uint8(pixels: torch.Tensor) -> torch.Tensor:
@@ -77,16 +147,15 @@ def load_rgb(path: str | Path) -> torch.Tensor:
         raise BadImageError(f"image file {path} does not exist") from None
     except OSError as error:
         raise BadImageError(f"cannot read image file {path}: {error}") from None
-    pixels = _decode_torchvision(data)
+    pixels = None if data.startswith(PNG_SIGNATURE) else _decode_torchvision(data)
     if pixels is not None:
         return pixels
     try:
         return _decode_pil(data)
     except UnidentifiedImageError:
         raise BadImageError(
-            f"cannot decode image {path}: not an image file, or a format neither "
-            "torchvision nor PIL reads (empty or corrupt?)"
+            f"cannot decode image {path}: not an image file, or a format neither torchvision nor PIL reads "
+            "(empty or corrupt?)"
         ) from None
-    except (OSError, SyntaxError, ValueError) as error:
-        # Both decoders failed; PIL's message is the more readable one ("image file is truncated").
+    except PIL_ERRORS as error:  # both failed; PIL's message is the more readable ("image file is truncated")
         raise BadImageError(f"cannot decode image {path}: {error}") from None

@@ -1,9 +1,9 @@
-"""`dataset_overview.png`: what a COCO-format dataset holds, in one picture: the class counts per split, the objects
+"""`dataset_overview.png`: what a dataset holds, in one picture: the class counts per split, the objects
 per image against the model's query count, the boxes' width/height and centre distributions (train split,
 relative to their image), and a grid of train images with their boxes. `python -m detr_ft.check` writes it, and
 so does every training run, into its run folder.
 
-Reads the annotation files as they are (the transforms play no part), so it shows the data, not the model's view.
+Reads the annotations as they are (the transforms play no part), so it shows the data, not the model's view.
 """
 
 import json
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from PIL import Image
+
+from detr_ft.data.images import BadImageError, load_rgb
 
 SAMPLES = 8  # images in the grid
 
@@ -27,12 +28,12 @@ class OverviewData:
     samples: list[tuple[Path, list[list[float]]]] = field(default_factory=list)  # image file, its xywh pixel boxes
 
 
-def _annotations(annotations_file: Path) -> dict:
-    return json.loads(Path(annotations_file).read_text())
+def _annotations(annotations: Path | dict) -> dict:
+    return annotations if isinstance(annotations, dict) else json.loads(Path(annotations).read_text())
 
 
-def overview_data(splits: dict[str, tuple[Path, Path]], samples: int = SAMPLES) -> OverviewData:
-    """splits: {"train": (images folder, annotation file), "val": ...} as the datamodule's `paths`."""
+def overview_data(splits: dict[str, tuple[Path, Path | dict]], samples: int = SAMPLES) -> OverviewData:
+    """splits: {"train": (images folder, COCO file or its content), "val": ...}, as the datamodule's `paths`."""
     files = {split: _annotations(annotations) for split, (_, annotations) in splits.items()}
     categories = sorted(next(iter(files.values())).get("categories", []), key=lambda c: c["id"])
     order = {category["id"]: index for index, category in enumerate(categories)}
@@ -40,7 +41,7 @@ def overview_data(splits: dict[str, tuple[Path, Path]], samples: int = SAMPLES) 
     for split, content in files.items():
         counts = [0] * len(categories)
         for annotation in content.get("annotations", []):
-            if annotation.get("category_id") in order:
+            if annotation.get("category_id") in order and not annotation.get("iscrowd", 0):
                 counts[order[annotation["category_id"]]] += 1
         data.class_counts[split] = counts
     train = files.get("train") or next(iter(files.values()))
@@ -95,9 +96,10 @@ def draw_overview(data: OverviewData, path: Path, num_queries: int | None = None
     for index, (image_file, boxes) in enumerate(data.samples):
         axes = figure.add_subplot(grid[1, index])
         axes.axis("off")
-        if image_file.exists():
-            with Image.open(image_file) as image:
-                axes.imshow(image.convert("RGB"))
+        try:
+            axes.imshow(load_rgb(image_file).permute(1, 2, 0).numpy())
+        except BadImageError:  # the check names it; the picture shows the boxes on a blank
+            pass
         for x, y, box_w, box_h in boxes:
             axes.add_patch(Rectangle((x, y), box_w, box_h, fill=False, edgecolor="lime", linewidth=1))
         axes.set_title(f"{image_file.name} ({len(boxes)})", fontsize="x-small")

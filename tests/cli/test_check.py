@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from detr_ft.data.validation import validate_split
+from detr_ft.data.checks.split import validate_split
 from tests.data.tiny_coco import write_tiny_coco
 
 
@@ -93,7 +93,7 @@ def test_box_category_id_and_file_problems_are_reported(tmp_path):
         "WARNING: clipped 1 box(es) that reach past their image's edge",
         "unknown category_id 99",
         "zero-area 'bbox' [1, 1, 0, 5]",
-        "duplicate annotation id 1",
+        "'id' 1 must be an integer unique among 'annotations'",
         "missing.png is missing",
         "1 of 2 images have no annotations",
         "training stops on unreadable image files unless data.skip_bad_images=true",
@@ -110,7 +110,7 @@ def test_a_broken_dataset_is_reported_problem_by_problem(tmp_path):
         "cut.jpg is truncated (its JPEG end marker is missing)",
         "malformed 'bbox' ['1', 2, 3, 4]",
         "category 'unused' has no annotations in this split",
-        "categories [1] differ from the train split's [1, 2]",
+        "the val split's categories {1: 'box'} differ from the train split's {1: 'box', 2: 'unused'}",
         "2 images, 2 annotations, 2 categories",
     ):
         assert expected in result.stdout, (expected, result.stdout)
@@ -120,7 +120,7 @@ def test_a_broken_dataset_is_reported_problem_by_problem(tmp_path):
 def test_the_coco_layout_under_data_root_the_four_paths_alone_and_neither(tmp_path):
     composed = _check("data=coco", "data.root=/data/mycoco", "--cfg", "job", cwd=tmp_path)
     assert composed.returncode == 0, composed.stderr
-    assert "train_images: ${.root}/train2017" in composed.stdout and "root: /data/mycoco" in composed.stdout
+    assert "train_images: null" in composed.stdout and "root: /data/mycoco" in composed.stdout
     missing = _check("data=coco", cwd=tmp_path)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr
     assert missing.stderr.strip().startswith("error: no dataset location: set data.root"), missing.stderr

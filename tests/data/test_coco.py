@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from detr_ft.data import CategoryMap, DetectionDataModule, coco
+from detr_ft.data.checks.split import DatasetError
 from detr_ft.data.images import BadImageError
-from detr_ft.data.validation import DatasetError
 
 
 def test_category_map_both_ways_and_both_modes():

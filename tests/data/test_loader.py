@@ -197,7 +197,7 @@ def test_unknown_categories_and_split_mismatches_fail_early_naming_the_file(tmp_
     data["annotations"] = [a for a in data["annotations"] if a["category_id"] <= 3]
     fewer = tmp_path / "three_categories.json"
     fewer.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=r"three_categories.json has categories \[1, 2, 3\] but the train file"):
+    with pytest.raises(ValueError, match=r"three_categories.json: the val split's categories \{1: 'circle', 2: 'sq"):
         DetectionDataModule(
             str(folder / "train"), str(folder / "annotations/instances_train.json"), str(folder / "val"), str(fewer)
         )

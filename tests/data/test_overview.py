@@ -30,10 +30,10 @@ def splits(tmp_path):
     return {"train": write_split(tmp_path, "train", images, train), "val": write_split(tmp_path, "val", images, val)}
 
 
-def test_counts_per_split_in_category_order(splits):
+def test_counts_per_split_in_category_order_without_crowd_regions(splits):
     data = overview_data(splits)
     assert data.class_names == ["cat", "dog"]
-    assert data.class_counts == {"train": [1, 2], "val": [1, 0]}
+    assert data.class_counts == {"train": [0, 2], "val": [1, 0]}  # train's cat is a crowd region: not an object
 
 
 def test_objects_per_image_and_relative_boxes_of_train(splits):

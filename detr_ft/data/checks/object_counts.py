@@ -14,8 +14,10 @@ class ObjectCounts:
     @classmethod
     def from_coco(cls, data: dict) -> "ObjectCounts":
         """From a COCO annotation dict; crowd regions are left out, as the dataset leaves them out of targets."""
-        counts = Counter(a.get("image_id") for a in data.get("annotations", []) if not a.get("iscrowd", 0))
-        return cls(tuple(counts.get(image.get("id"), 0) for image in data.get("images", [])))
+        annotations = [a for a in data.get("annotations", []) if isinstance(a, dict) and a.get("iscrowd", 0) != 1]
+        counts = Counter(a.get("image_id") for a in annotations if isinstance(a.get("image_id"), int))
+        images = [image.get("id") for image in data.get("images", []) if isinstance(image, dict)]
+        return cls(tuple(counts.get(image_id, 0) if isinstance(image_id, int) else 0 for image_id in images))
 
     @property
     def largest(self) -> int:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from detr_ft.data import DetectionDataModule
-from detr_ft.data.validation import DatasetError, read_split, validate_split
+from detr_ft.data.checks.split import DatasetError, read_split, validate_split
 from tests.data.tiny_coco import tiny_coco_dict, write_tiny_coco
 
 
@@ -62,7 +62,7 @@ def test_boxes_poking_out_of_their_image_are_clipped_and_counted_in_a_warning(tm
         data["annotations"][1]["bbox"] = [60, 0, 10, 10]
 
     images, annotations = write_tiny_coco(tmp_path, edit)
-    with caplog.at_level(logging.WARNING, logger="detr_ft.data.validation"):
+    with caplog.at_level(logging.WARNING, logger="detr_ft.data.checks.split"):
         data = read_split(images, annotations)
     assert data["annotations"][0]["bbox"] == [0, 50, 16, 14] and data["annotations"][1]["bbox"] == [60, 0, 4, 10]
     assert data["annotations"][2]["bbox"] == [8, 8, 24, 20]
@@ -79,11 +79,9 @@ def test_bad_references_and_ids_are_errors(tmp_path):
 
     errors = "\n".join(_errors(tmp_path, edit))
     assert "annotation id 11 (image 99): 'image_id' 99 names no entry of 'images'" in errors
-    assert "annotation id 13 (image 3): duplicate annotation id 13 ('id' must be unique)" in errors
-    assert "annotation id 14 (image 4): unknown category_id 7 (want one of the file's 'categories' ids: [1, 2])" in (
-        errors
-    )
-    assert "image id 5 ('5.png'): duplicate image id 5 ('id' must be unique among 'images')" in errors
+    assert "annotation id 13 (image 3): 'id' 13 must be an integer unique among 'annotations'" in errors
+    assert "annotation id 14 (image 4): unknown category_id 7 (want one of the 'categories' ids: [1, 2])" in errors
+    assert "image id 5 ('5.png'): duplicate image id ('id' must be a unique integer among 'images')" in errors
 
 
 def _flip_a_pixel_byte(path):
@@ -112,9 +110,9 @@ def test_bad_files_stop_at_construction_unless_skipped_then_they_are_counted(tmp
     with pytest.raises(DatasetError, match="Set data.skip_bad_images=true to skip such files") as raised:
         _module(images, annotations)
     assert f"{images / '2.png'} {message}" in str(raised.value)
-    with caplog.at_level(logging.WARNING, logger="detr_ft.data.validation"):
+    with caplog.at_level(logging.WARNING, logger="detr_ft.data.checks.split"):
         module = _module(images, annotations, skip_bad_images=True)
-    assert "skipped 1 of 6 images whose file is missing or unreadable (data.skip_bad_images=true)" in caplog.text
+    assert "skipped 1 of 6 images whose file is missing or unreadable, with their 1 annotation(s)" in caplog.text
     module.setup("fit")
     assert len(module.datasets["train"]) == 5 and 2 not in module.datasets["train"].image_ids
     module.datasets["train"][1]  # the images left load
@@ -146,7 +144,7 @@ def test_a_split_without_annotations_is_an_error_for_train_and_val(tmp_path):
     images, annotations = write_tiny_coco(tmp_path, lambda data: data["annotations"].clear())
     for split in ("train", "val"):
         (error,) = validate_split(images, annotations, split).all_errors
-        assert f"the {split} split has no annotations ('annotations' is empty)" in error
+        assert f"the {split} split has no annotations: a split needs at least one box" in error
     with pytest.raises(DatasetError, match="the train split has no annotations"):
         _module(images, annotations)
 

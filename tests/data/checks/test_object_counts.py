@@ -1,9 +1,9 @@
 """Objects per image against model.num_queries: DETR can never recall more objects than it has queries, so the
 data check and the training start-up report the counts and say what to set."""
 
-from detr_ft.data.datamodule import split_paths
-from detr_ft.data.object_counts import ObjectCounts
-from detr_ft.data.report import report
+from detr_ft.data.checks.object_counts import ObjectCounts
+from detr_ft.data.checks.report import report
+from detr_ft.data.formats import find_splits
 
 
 def _coco(counts: list[int], crowd_on_first: int = 0) -> dict:
@@ -27,13 +27,13 @@ def test_the_warning_says_how_many_images_are_capped_and_what_to_set():
 
 
 def test_the_data_check_reports_objects_per_image_against_the_queries(synthetic_folder, capsys):
-    splits = split_paths(
-        synthetic_folder / "train",
-        synthetic_folder / "annotations" / "instances_train.json",
-        synthetic_folder / "val",
-        synthetic_folder / "annotations" / "instances_val.json",
+    splits = find_splits(
+        train_images=synthetic_folder / "train",
+        train_annotations=synthetic_folder / "annotations" / "instances_train.json",
+        val_images=synthetic_folder / "val",
+        val_annotations=synthetic_folder / "annotations" / "instances_val.json",
     )
-    assert report(splits, num_queries=100) == 0  # a warning, not an error
+    assert report(splits, num_queries=100)[0] == 0  # a warning, not an error
     printed = capsys.readouterr().out
     assert "objects per image: largest" in printed and "(model.num_queries=100)" in printed
     assert "WARNING" not in printed

@@ -1,4 +1,4 @@
-"""The built-in data's shapes (detr_ft/data/synthetic.py): each class's outline, drawn to touch its box on all
+"""The built-in data's shapes (detr_ft/data/synthetic/): each class's outline, drawn to touch its box on all
 four sides so that the box is exact by construction."""
 
 import math

@@ -106,8 +106,10 @@ def test_a_second_call_reuses_the_cache(tmp_path, monkeypatch):
 def test_bad_generator_settings_are_named(tmp_path):
     with pytest.raises(ValueError, match="data.variant must be one of"):
         ensure_dataset(tmp_path, "v3")
-    with pytest.raises(ValueError, match="data.image_size >= 32"):
+    with pytest.raises(ValueError, match=r"data.image_size=16: want an integer >= 32"):
         ensure_dataset(tmp_path, "v1", 10, 2, 16)
+    with pytest.raises(ValueError, match=r"data.train_size='many': want an integer >= 1"):
+        ensure_dataset(tmp_path, "v1", "many", 2, 48)
 
 
 def test_the_factory_returns_a_datamodule_that_knows_its_classes(tmp_path):
