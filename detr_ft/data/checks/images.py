@@ -41,8 +41,9 @@ def _file_is_fine(path: Path, image: dict, size: tuple | None, report) -> bool:
     return True
 
 
-def check_images(data: dict, images_dir: Path, report, decode: bool = False) -> dict:
-    """-> {id: image}. `decode`: every file whose header is fine is decoded too (threads, with a progress bar)."""
+def check_images(data: dict, images_dir: Path, report, decode: str | None = None) -> dict:
+    """-> {id: image}. `decode`: every file whose header is fine is decoded too (threads, with a progress bar
+    showing this label)."""
     images, files = {}, {}
     for index, image in enumerate(data["images"]):
         if not isinstance(image, dict):
@@ -71,7 +72,9 @@ def check_images(data: dict, images_dir: Path, report, decode: bool = False) -> 
                 f"{where}: 'width' {image.get('width')!r} and 'height' {image.get('height')!r} must be pixel counts > 0"
             )
     if decode:
-        _decode(report, {image_id: path for image_id, path in files.items() if image_id not in report.bad_files})
+        _decode(
+            report, decode, {image_id: path for image_id, path in files.items() if image_id not in report.bad_files}
+        )
     return images
 
 
@@ -83,10 +86,9 @@ def _decode_problem(path: Path) -> str | None:
     return None
 
 
-def _decode(report, files: dict[int, Path]) -> None:
+def _decode(report, label: str, files: dict[int, Path]) -> None:
     from tqdm import tqdm
 
-    label = f"decoding {report.annotations_file.name}"
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # the decoders release the GIL
         problems = tqdm(pool.map(_decode_problem, files.values()), label, len(files), file=sys.stderr, leave=False)
         for image_id, problem in zip(files, problems, strict=True):

@@ -54,15 +54,16 @@ def validate_split(
     only words the messages: every split needs annotations (training learns nothing from none, and COCO
     evaluation of none is meaningless)."""
     images_dir, report = Path(images_dir), SplitReport(Path(annotations_file))
-    if not images_dir.is_dir():
-        report.errors.append(f"image folder {images_dir} does not exist")
     try:
         data = report.data = read(report) if read else load_annotation_file(annotations_file)
     except (FileNotFoundError, ValueError) as error:
         report.errors.append(str(error))
+    if not images_dir.is_dir():
+        report.errors.insert(0, f"image folder {images_dir} does not exist")
+    if report.data is None:
         return report
     report.categories = check_categories(data, report)
-    images = check_images(data, images_dir, report, decode)
+    images = check_images(data, images_dir, report, f"decoding the {split} images" if decode else None)
     check_annotations(data, images, report.categories, report)
     if not data["annotations"]:
         report.errors.append(f"the {split} split has no annotations: a split needs at least one box")

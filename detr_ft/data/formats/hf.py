@@ -26,6 +26,11 @@ def _datasets():
     return datasets
 
 
+def _stat(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
 def hf_splits(root: Path, cache_dir: Path) -> dict[str, Split]:
     datasets = _datasets()
     try:
@@ -34,14 +39,15 @@ def hf_splits(root: Path, cache_dir: Path) -> dict[str, Split]:
         raise DatasetError(f"data.root={root} is not a dataset kept with save_to_disk ({error})") from None
     if not isinstance(saved, datasets.DatasetDict):
         raise DatasetError(f"{root} holds one Dataset: keep a DatasetDict({{'train': ..., 'validation': ...}}) instead")
+    # The cache folder is named by the dataset's files, so a changed dataset never reuses another's images.
+    files = [[f["filename"], *_stat(f["filename"])] for part in saved.values() for f in part.cache_files]
+    identity = hashlib.sha1(json.dumps([str(root.resolve()), files]).encode()).hexdigest()[:12]
     splits = {}
     for split, names in SPLIT_NAMES.items():
         name = next((name for name in names if name in saved), None)
         if name is None and split != "test":
             raise DatasetError(f"{root} has no {' or '.join(names)} split (it has {', '.join(saved)})")
         if name is not None:
-            files = [[f["filename"], os.stat(f["filename"]).st_size] for f in saved[name].cache_files]
-            identity = hashlib.sha1(json.dumps([str(root.resolve()), name, files]).encode()).hexdigest()[:12]
             folder = cache_dir / "hf" / f"{root.name}-{identity}" / name
             splits[split] = Split(folder, root / name, partial(read_hf, saved[name], folder))
     return splits

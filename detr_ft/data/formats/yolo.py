@@ -95,7 +95,7 @@ def _boxes(label: Path, image_id: int, size: tuple, classes: int, annotations: l
             report.errors.append(f"{where}: box {' '.join(fields[1:])} is not normalised to 0-1 ({LINE})")
         elif size[0] is not None:
             width, height = size
-            bbox = [(x - w / 2) * width, (y - h / 2) * height, w * width, h * height]
+            bbox = [round(v, 6) for v in ((x - w / 2) * width, (y - h / 2) * height, w * width, h * height)]
             annotations.append(
                 {"id": len(annotations) + 1, "image_id": image_id, "category_id": int(category), "bbox": bbox}
                 | {"area": bbox[2] * bbox[3], "iscrowd": 0, "source": where}
