@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from detr_ft.data.checks.split import validate_split
-from tests.data.tiny_coco import write_tiny_coco
+from tests.data.tiny_coco import write_damaged_png, write_tiny_coco
 
 
 def _check(*overrides: str, cwd) -> subprocess.CompletedProcess:
@@ -61,8 +61,9 @@ def _broken_dataset(folder):
     (folder / "val.json").write_text(json.dumps(val))
 
 
-def _check_coco(images, train_annotations, val_annotations) -> subprocess.CompletedProcess:
+def _check_coco(images, train_annotations, val_annotations, *more: str) -> subprocess.CompletedProcess:
     return _check(
+        *more,
         "data=coco",
         f"data.train_images={images}",
         f"data.train_annotations={train_annotations}",
@@ -142,3 +143,16 @@ def test_structural_problems_are_errors_not_crashes(tmp_path):
     assert "no ['annotations'] list(s)" in validate_split(tmp_path, tmp_path / "partial.json").errors[0]
     assert "does not exist" in validate_split(tmp_path / "nowhere", tmp_path / "list.json").errors[0]
     assert "annotation file" in validate_split(tmp_path, tmp_path / "absent.json").errors[0]
+
+
+def test_the_check_decodes_every_image_with_a_progress_bar_and_names_damaged_pixels(tmp_path):
+    """A header read (all that training does at its start) finds nothing wrong with this PNG."""
+    (tmp_path / "mine").mkdir()
+    images, annotations = write_tiny_coco(tmp_path / "mine")
+    write_damaged_png(images / "3.png")
+    assert validate_split(images, annotations).all_errors == []
+    result = _check_coco(images, annotations, annotations)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"ERROR: image id 3: cannot decode image {images / '3.png'}" in result.stdout
+    assert "decoding the train images:" in result.stderr and "/6 [" in result.stderr  # tqdm's bar, 6 images
+    assert _check_coco(images, annotations, annotations, "decode=false").returncode == 0

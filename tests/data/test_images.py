@@ -3,6 +3,8 @@ moves pixels and boxes together, and every unreadable file fails naming its path
 
 import json
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -13,6 +15,7 @@ from PIL import Image
 from detr_ft.data import CocoDetection
 from detr_ft.data.images import BadImageError, _decode_pil, _decode_torchvision, load_rgb
 from detr_ft.data.transforms import denormalize, make_eval_transforms
+from tests.data.tiny_coco import write_damaged_png
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (24, 36, 3), dtype=np.uint8)
 
@@ -165,3 +168,16 @@ def test_exif_rotated_jpeg_loads_in_displayed_orientation(tmp_path):
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     stored.save(path, exif=exif)
     assert load_rgb(path).shape == (3, 40, 20)  # displayed: 20 wide, 40 tall
+
+
+def test_a_png_with_valid_checksums_but_damaged_pixels_fails_naming_it_and_the_process_lives(tmp_path):
+    """torchvision 0.29's PNG decoder killed the process on this file (segmentation fault, no message)."""
+    write_damaged_png(tmp_path / "damaged.png")
+    code = (
+        "from detr_ft.data.images import load_rgb\n"
+        f"try:\n    load_rgb({str(tmp_path / 'damaged.png')!r})\n"
+        "except Exception as error:\n    print(type(error).__name__, error)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"the process died with status {result.returncode}: {result.stderr}"
+    assert result.stdout.startswith(f"BadImageError cannot decode image {tmp_path / 'damaged.png'}: ")

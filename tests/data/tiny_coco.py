@@ -2,6 +2,8 @@
 written as the test then breaks it (`edit` receives the annotation dict before it is saved)."""
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -31,3 +33,17 @@ def write_tiny_coco(folder: Path, edit=None, name: str = "instances.json") -> tu
         edit(data)
     (folder / name).write_text(json.dumps(data))
     return images, folder / name
+
+
+def write_damaged_png(path: Path) -> None:
+    """A 64x64 PNG (as the tiny folder's) whose chunk checksums are valid but whose compressed pixels libpng rejects (bad filter bytes):
+    its header reads fine; torchvision 0.29's decoder kills the process on it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(bytes([7]) + bytes(range(3 * SIZE)) for _ in range(SIZE))  # filter type 7 does not exist
+    header = struct.pack(">IIBBBBB", SIZE, SIZE, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )

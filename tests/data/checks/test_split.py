@@ -12,7 +12,7 @@ from PIL import Image
 
 from detr_ft.data import DetectionDataModule
 from detr_ft.data.checks.split import DatasetError, read_split, validate_split
-from tests.data.tiny_coco import tiny_coco_dict, write_tiny_coco
+from tests.data.tiny_coco import tiny_coco_dict, write_damaged_png, write_tiny_coco
 
 
 def _errors(tmp_path, edit) -> list[str]:
@@ -66,6 +66,8 @@ def test_boxes_poking_out_of_their_image_are_clipped_and_counted_in_a_warning(tm
         data = read_split(images, annotations)
     assert data["annotations"][0]["bbox"] == [0, 50, 16, 14] and data["annotations"][1]["bbox"] == [60, 0, 4, 10]
     assert data["annotations"][2]["bbox"] == [8, 8, 24, 20]
+    # COCO evaluation's small/medium/large split reads `area`: it follows the clipped box
+    assert [a["area"] for a in data["annotations"][:3]] == [16 * 14, 4 * 10, 480]
     assert "clipped 2 box(es) that reach past their image's edge" in caplog.text
     assert "instances.json (train split)" in caplog.text
 
@@ -180,3 +182,84 @@ def test_image_files_are_checked_from_their_headers_without_decoding_a_pixel(tmp
 
     monkeypatch.setattr("PIL.ImageFile.ImageFile.load", decode)
     assert validate_split(images, annotations).all_errors == []
+
+
+def test_area_is_filled_when_absent_and_crowd_regions_are_said_to_be_left_out_of_training(tmp_path, caplog):
+    def edit(data):
+        del data["annotations"][0]["area"]
+        data["annotations"][1]["iscrowd"] = 1
+
+    images, annotations = write_tiny_coco(tmp_path, edit)
+    report = validate_split(images, annotations)
+    assert report.all_errors == [] and report.data["annotations"][0]["area"] == 24 * 20
+    assert "1 annotation(s) without 'area' get their box's (COCO evaluation reads it)" in report.notes
+    assert sum(report.counts.values()) == 5  # the crowd region is no object to train on
+    with caplog.at_level(logging.WARNING, logger="detr_ft.data.checks.split"):
+        read_split(images, annotations)
+    assert "1 crowd annotation(s) (iscrowd=1): left out of training targets" in caplog.text
+    assert "COCO evaluation ignores detections on them" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["images"].append(7), "images[6] is 7, not an object with id, file_name, width, height"),
+        (lambda d: d["images"][0].update(id="one"), "'id' 'one' is not an integer"),
+        (lambda d: d["images"][0].update(id=[1]), "'id' [1] is not an integer"),
+        (lambda d: d["annotations"].append("box"), "annotations[6] is 'box', not an object"),
+        (lambda d: d["annotations"][0].update(image_id=[1]), "'image_id' [1] names no entry of 'images'"),
+        (lambda d: d["annotations"][0].update(category_id={"a": 1}), "unknown category_id {'a': 1}"),
+        (lambda d: d["annotations"][0].update(area="big"), "'area' 'big' must be a number >= 0"),
+        (lambda d: d["annotations"][0].update(iscrowd="no"), "'iscrowd' 'no' must be 0 or 1"),
+        (lambda d: d["categories"].append([3]), "categories[2]: 'id' None must be an integer unique among them"),
+        (lambda d: d["categories"][1].update(name=None), "category id 2: 'name' None must be a non-empty text"),
+        (
+            lambda d: d["categories"].append({"id": 3, "name": "disc"}),
+            "category ids 2 and 3 share the name 'disc' (names must be unique: merge the two, or rename one)",
+        ),
+    ],
+)
+def test_entries_of_the_wrong_type_are_errors_naming_them_not_crashes(tmp_path, edit, message):
+    errors = _errors(tmp_path, edit)
+    assert any(message in error for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\xff\xfe{}", "is not UTF-8 text"),
+        (b"[" * 100_000, "nests lists deeper than a JSON reader allows"),
+        (b"", "is not valid JSON"),
+    ],
+)
+def test_unreadable_annotation_files_are_errors_naming_them(tmp_path, content, message):
+    (tmp_path / "instances.json").write_bytes(content)
+    (error,) = validate_split(tmp_path, tmp_path / "instances.json").errors
+    assert error.startswith(f"annotation file {tmp_path / 'instances.json'} ") and message in error
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path):
+    images, annotations = write_tiny_coco(tmp_path)
+    annotations.write_bytes(b"\xef\xbb\xbf" + annotations.read_bytes())
+    assert validate_split(images, annotations).all_errors == []
+
+
+def test_splits_whose_ids_carry_other_names_stop_training_naming_both(tmp_path):
+    images, train = write_tiny_coco(tmp_path)
+    _, val = write_tiny_coco(
+        tmp_path,
+        lambda d: d["categories"].reverse() or d["categories"][0].update(id=1) or d["categories"][1].update(id=2),
+        "val.json",
+    )
+    with pytest.raises(DatasetError, match=r"val.json: the val split's categories \{1: 'disc', 2: 'square'\} differ"):
+        DetectionDataModule(
+            str(images), str(train), str(images), str(val), train_scales=[32], max_size=64, eval_scale=32
+        )
+
+
+def test_decoding_finds_damaged_pixels_that_the_header_read_cannot(tmp_path):
+    images, annotations = write_tiny_coco(tmp_path)
+    write_damaged_png(images / "4.png")
+    assert validate_split(images, annotations).all_errors == []  # what training checks at its start
+    (error,) = validate_split(images, annotations, decode=True).all_errors
+    assert error.startswith(f"image id 4: cannot decode image {images / '4.png'}: ")
