@@ -1,6 +1,7 @@
-"""COCO-format data in plain PyTorch (plus a LightningDataModule): dataset, transforms, batching,
-the built-in synthetic data and the validator
-(`python -m detr_ft.check` is its command line)."""
+"""Detection data in plain PyTorch (plus a LightningDataModule), by floors that import only downwards:
+images and categories (files, class ids); formats/ (COCO, Roboflow, YOLO, VOC and Hugging Face data read into
+one COCO form); checks/ (the one validator of that form, which `python -m detr_ft.check` prints); the dataset,
+transforms, batching and sampling; the datamodule; the overview picture and the built-in synthetic data."""
 
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.coco import CocoDetection

@@ -28,51 +28,39 @@ def _names(value) -> bool:
 
 
 SIDE = f"an integer >= {MIN_SIDE} (pixels; the backbone downsamples by 32)"
+FLAG = (lambda v: isinstance(v, bool), "true or false")
+# data.KEY -> (whether a value is valid, what is valid)
 RULES = {
-    "train_scales": lambda v: isinstance(v, Sequence) and not isinstance(v, str) and len(v) > 0 and all(map(_side, v)),
-    "eval_scale": _side,
-    "max_size": lambda v: v is None or _side(v),
-    "batch_size": lambda v: _integer(v, 1),
-    "num_workers": lambda v: _integer(v, 0),
-    "num_classes": lambda v: v is None or _integer(v, 1),
-    "sampling_seed": lambda v: v is None or _integer(v, -(2**63)),
-    "label_mode": lambda v: v in LABEL_MODES,
-    "format": lambda v: v in FORMATS,
-    "classes": lambda v: v is None or _names(v),
-    "pin_memory": lambda v: v is None or isinstance(v, bool),
-    "crop": lambda v: isinstance(v, bool),
-    "train_augmentation": lambda v: isinstance(v, bool),
-    "skip_bad_images": lambda v: isinstance(v, bool),
-    "train_size": lambda v: _integer(v, 1),
-    "val_size": lambda v: _integer(v, 1),
-    "image_size": _side,
-    "seed": lambda v: _integer(v, -(2**63)),
-}
-VALID = {
-    "train_scales": f"a non-empty list of image sides, each {SIDE}",
-    "eval_scale": SIDE,
-    "max_size": f"null (no cap) or {SIDE}",
-    "batch_size": "an integer >= 1 (train.batch_size in a run)",
-    "num_workers": "an integer >= 0 (train.num_workers in a run)",
-    "num_classes": "null (read from the data) or an integer >= 1",
-    "sampling_seed": "null or an integer (train.seed in a run)",
-    "label_mode": f"one of {', '.join(LABEL_MODES)}",
-    "format": f"one of {', '.join(FORMATS)}",
-    "classes": "null or a list of distinct, non-empty class names",
-    "pin_memory": "null (on when CUDA is available), true or false",
-    "train_size": "an integer >= 1",
-    "val_size": "an integer >= 1",
-    "image_size": SIDE,
-    "seed": "an integer",
+    "train_scales": (
+        lambda v: isinstance(v, Sequence) and not isinstance(v, str) and len(v) > 0 and all(map(_side, v)),
+        f"a non-empty list of image sides, each {SIDE}",
+    ),
+    "eval_scale": (_side, SIDE),
+    "max_size": (lambda v: v is None or _side(v), f"null (no cap) or {SIDE}"),
+    "batch_size": (lambda v: _integer(v, 1), "an integer >= 1 (train.batch_size in a run)"),
+    "num_workers": (lambda v: _integer(v, 0), "an integer >= 0 (train.num_workers in a run)"),
+    "num_classes": (lambda v: v is None or _integer(v, 1), "null (read from the data) or an integer >= 1"),
+    "sampling_seed": (lambda v: v is None or _integer(v, -(2**63)), "null or an integer (train.seed in a run)"),
+    "label_mode": (lambda v: v in LABEL_MODES, f"one of {', '.join(LABEL_MODES)}"),
+    "format": (lambda v: v in FORMATS, f"one of {', '.join(FORMATS)}"),
+    "classes": (lambda v: v is None or _names(v), "null or a list of distinct, non-empty class names"),
+    "pin_memory": (lambda v: v is None or isinstance(v, bool), "null (on when CUDA is available), true or false"),
+    "crop": FLAG,
+    "train_augmentation": FLAG,
+    "skip_bad_images": FLAG,
+    "train_size": (lambda v: _integer(v, 1), "an integer >= 1"),
+    "val_size": (lambda v: _integer(v, 1), "an integer >= 1"),
+    "image_size": (_side, SIDE),
+    "seed": (lambda v: _integer(v, -(2**63)), "an integer"),
 }
 
 
 def check_settings(**values) -> None:
     """Raises DatasetError naming every data.KEY whose value is out of range; keys without a rule pass."""
     problems = [
-        f"data.{key}={value!r}: want {VALID.get(key, 'true or false')}"
+        f"data.{key}={value!r}: want {RULES[key][1]}"
         for key, value in values.items()
-        if key in RULES and not RULES[key](value)
+        if key in RULES and not RULES[key][0](value)
     ]
     if problems:
         raise DatasetError("data settings out of range:\n  " + "\n  ".join(problems))
