@@ -69,12 +69,13 @@ def _orientation(image: Image.Image) -> int | None:
 def displayed_size(path: Path) -> tuple[int, int]:
     """(width, height) as a viewer shows the image, from its header; raises OSError naming the fault. A PNG's
     chunk checksums are verified too (read, not decompressed)."""
+    if not path.is_file():
+        broken = path.is_symlink() and not path.exists()
+        raise OSError("is a broken symbolic link" if broken else "is not a file" if path.exists() else "is missing")
     try:
-        size = path.stat().st_size if path.is_file() else None
-    except OSError:
-        size = None
-    if size is None:
-        raise OSError("is missing")
+        size = path.stat().st_size
+    except OSError as error:
+        raise OSError(f"cannot be read ({error.strerror})") from None
     if size == 0:
         raise OSError("is empty (0 bytes)")
     try:

@@ -32,7 +32,7 @@ def test_yolo_faults_are_named_by_label_file_and_line(tmp_path):
     _named(
         _check(*data_keys("yolo", root), cwd=tmp_path),
         f"{labels / 'a.txt'} line 1: box 0.5 0.5 1.4 0.2 is not normalised to 0-1",
-        f"{labels / 'b.txt'} line 3: class id 2 is past data.yaml's names (want 0 to 1)",
+        f"{labels / 'b.txt'} line 3: class id 2 names no class of data.yaml (want 0 to 1)",
         f"{labels / 'd.txt'} line 1: '0 0.5 0.5 0.2' (want 5 numbers: class x_center y_center width height",
         f"label file {labels / 'ghost.txt'} has no image (want an image of the same name in {root / 'images/train'})",
     )

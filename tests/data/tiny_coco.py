@@ -36,8 +36,8 @@ def write_tiny_coco(folder: Path, edit=None, name: str = "instances.json") -> tu
 
 
 def write_damaged_png(path: Path) -> None:
-    """A 64x64 PNG (as the tiny folder's) whose chunk checksums are valid but whose compressed pixels libpng rejects (bad filter bytes):
-    its header reads fine; torchvision 0.29's decoder kills the process on it."""
+    """A 64x64 PNG (as the tiny folder's) whose chunk checksums are valid but whose pixel rows libpng rejects
+    (bad filter bytes): its header reads fine; torchvision 0.29's decoder kills the process on it."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -4,6 +4,7 @@ COCO layout (train/, valid/, test/, each holding its images and _annotations.coc
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def coco_json(data: dict) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.partial")
+    staging = path.with_name(f".{path.name}.{os.getpid()}.partial")  # DDP's ranks may write it at once
     staging.write_text(text)
     staging.replace(path)  # whole or absent, never half written
 

@@ -70,7 +70,7 @@ def _write_image(image, folder: Path, index: int) -> str:
     suffix = ".png" if data.startswith(PNG_SIGNATURE) else ".jpg" if data.startswith(b"\xff\xd8") else ".img"
     target = folder / f"{index:07d}{suffix}"
     if not target.is_file() or target.stat().st_size != len(data):
-        staging = target.with_suffix(".partial")
+        staging = target.with_suffix(f".{os.getpid()}.partial")  # DDP's ranks may write the same file at once
         staging.write_bytes(data)
         staging.replace(target)
     return target.name

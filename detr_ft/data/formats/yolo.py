@@ -90,7 +90,7 @@ def _boxes(label: Path, image_id: int, size: tuple, classes: int, annotations: l
             continue
         category, x, y, w, h = values
         if not (category.is_integer() and 0 <= category < classes):
-            report.errors.append(f"{where}: class id {fields[0]} is past data.yaml's names (want 0 to {classes - 1})")
+            report.errors.append(f"{where}: class id {fields[0]} names no class of data.yaml (want 0 to {classes - 1})")
         elif not all(0 <= value <= 1 for value in (x, y, w, h)):
             report.errors.append(f"{where}: box {' '.join(fields[1:])} is not normalised to 0-1 ({LINE})")
         elif size[0] is not None:

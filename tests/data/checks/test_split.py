@@ -101,8 +101,10 @@ def _flip_a_pixel_byte(path):
         (lambda path: path.write_text("name,score\na,1\n"), "is not an image file"),
         (lambda path: path.write_bytes(path.read_bytes()[:-30]), "is truncated (its PNG end marker is missing)"),
         (_flip_a_pixel_byte, "is damaged or has an unreadable header (broken PNG file"),
+        (lambda path: path.unlink() or path.mkdir(), "is not a file"),
+        (lambda path: path.unlink() or path.symlink_to(path), "is a broken symbolic link"),
     ],
-    ids=["missing", "empty", "not-an-image", "truncated", "damaged"],
+    ids=["missing", "empty", "not-an-image", "truncated", "damaged", "folder", "symlink-loop"],
 )
 def test_bad_files_stop_at_construction_unless_skipped_then_they_are_counted(tmp_path, caplog, damage, message):
     images, annotations = write_tiny_coco(tmp_path)
