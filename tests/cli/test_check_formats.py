@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 
-from tests.data.formats.tiny_formats import BOXES, data_keys, voc_xml, write_hf, write_voc, write_yolo
+import pytest
+
+from tests.data.formats.tiny_formats import BOXES, FORMATS, WRITERS, data_keys, voc_xml, write_hf, write_voc, write_yolo
 
 
-def _check(*keys: str, cwd) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "detr_ft.check", *keys, f"data.cache_dir={cwd / 'cache'}", "overview=null"]
+def _check(*keys: str, cwd, overview: str = "null") -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "detr_ft.check", *keys, f"data.cache_dir={cwd / 'cache'}", f"overview={overview}"]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert "Traceback" not in result.stderr, result.stderr
     return result
@@ -80,3 +82,12 @@ def test_clean_yolo_passes_and_exports_to_coco_that_reads_back_the_same(tmp_path
     assert again.returncode == 0 and "4 images, 4 annotations, 2 categories" in again.stdout, again.stdout
     refused = _check(*data_keys("yolo", root), "export=coco", f"out={tmp_path / 'as_coco'}", cwd=tmp_path)
     assert refused.returncode == 1 and "exists and is not an empty folder" in refused.stderr
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_each_clean_format_passes_with_its_picture(tmp_path, kind):
+    root = WRITERS[kind](tmp_path / kind)
+    result = _check(*data_keys(kind, root), cwd=tmp_path, overview=str(tmp_path / "overview.png"))
+    assert result.returncode == 0 and result.stdout.strip().endswith("dataset OK"), result.stdout + result.stderr
+    assert "4 images, 4 annotations, 2 categories" in result.stdout and "cat=2, dog=2" in result.stdout
+    assert (tmp_path / "overview.png").stat().st_size > 0

@@ -88,11 +88,11 @@ def _objects(objects) -> tuple[list, list]:
 def read_hf(dataset, folder: Path, report) -> dict:
     columns = dataset.column_names
     data = {"images": [], "annotations": [], "categories": []}
+    folder.mkdir(parents=True, exist_ok=True)
     if "image" not in columns or "objects" not in columns:
         report.errors.append(f"no {'image' if 'image' not in columns else 'objects'} column (it has {columns}; {FORM})")
         return data
     names = _class_names(dataset.features["objects"])
-    folder.mkdir(parents=True, exist_ok=True)
     seen = set()
     for index, row in enumerate(dataset.cast_column("image", _datasets().Image(decode=False))):
         where = f"row {index}"
