@@ -108,8 +108,7 @@ def read_hf(dataset, folder: Path, report) -> dict:
             except OSError:  # the validator names the file and what is wrong with it
                 width = height = None
         image = {"id": row.get("image_id", index + 1), "file_name": file_name, "width": width, "height": height}
-        image["source"] = where
-        data["images"].append(image)
+        data["images"].append(image | {"source": where})
         boxes, categories = _objects(row["objects"])
         if len(boxes) != len(categories):
             report.errors.append(f"{where}: objects has {len(boxes)} 'bbox' but {len(categories)} 'category' ({FORM})")
@@ -119,14 +118,14 @@ def read_hf(dataset, folder: Path, report) -> dict:
             if not isinstance(bbox, list | tuple) or len(bbox) != 4:
                 report.errors.append(f"{source}: {bbox!r} is not [x, y, width, height] (4 numbers, in pixels)")
                 continue
-            seen.add(category)
+            seen.add(category if isinstance(category, int) else None)
             data["annotations"].append(
                 {"id": len(data["annotations"]) + 1, "image_id": image["id"], "category_id": category}
                 | {"bbox": list(bbox), "iscrowd": 0, "source": source}
             )
     if names is None:
         report.notes.append("objects.category is no ClassLabel: the class names are its ids")
-        data["categories"] = [{"id": i, "name": str(i)} for i in sorted(i for i in seen if isinstance(i, int))]
+        data["categories"] = [{"id": i, "name": str(i)} for i in sorted(seen - {None})]
     else:
         data["categories"] = [{"id": i, "name": name} for i, name in enumerate(names)]
     return data

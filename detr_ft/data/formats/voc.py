@@ -9,6 +9,7 @@ like the others. Classes: `data.classes` in that order when given (a name outsid
 name found, sorted; their ids count from 0.
 """
 
+import glob
 from functools import partial
 from pathlib import Path
 from xml.etree import ElementTree
@@ -101,7 +102,7 @@ def _file_name(tree, xml: Path, images: Path) -> str:
     named = (tree.findtext("filename") or "").strip()
     if named and (images / named).is_file():
         return named
-    beside = [p for p in xml.parent.glob(f"{xml.stem}.*") if p.suffix.lower() != ".xml"]
+    beside = [p for p in xml.parent.glob(f"{glob.escape(xml.stem)}.*") if p.suffix.lower() != ".xml"]
     return beside[0].relative_to(images).as_posix() if beside and beside[0].is_relative_to(images) else named
 
 
