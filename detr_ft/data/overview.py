@@ -6,7 +6,6 @@ so does every training run, into its run folder.
 Reads the annotations as they are (the transforms play no part), so it shows the data, not the model's view.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from detr_ft.data.formats.coco import load_annotation_file
 from detr_ft.data.images import BadImageError, load_rgb
 
 SAMPLES = 8  # images in the grid
@@ -29,7 +29,7 @@ class OverviewData:
 
 
 def _annotations(annotations: Path | dict) -> dict:
-    return annotations if isinstance(annotations, dict) else json.loads(Path(annotations).read_text())
+    return annotations if isinstance(annotations, dict) else load_annotation_file(annotations)
 
 
 def overview_data(splits: dict[str, tuple[Path, Path | dict]], samples: int = SAMPLES) -> OverviewData:

@@ -22,6 +22,7 @@ def check_categories(data: dict, report) -> dict:
             report.errors.append(f"categories[{index}]: 'id' {category_id!r} must be an integer unique among them")
         elif not isinstance(name, str) or not name.strip():
             report.errors.append(f"category id {category_id}: 'name' {name!r} must be a non-empty text")
+            categories[category_id] = repr(name)  # known, so that its annotations add no second error
         elif name in categories.values():
             other = next(i for i, n in categories.items() if n == name)
             report.errors.append(
