@@ -1,4 +1,4 @@
-"""A COCO-format detection dataset: a folder of images and an `instances.json`."""
+"""The dataset every format becomes (detr_ft/data/formats/): a folder of images and their annotations in COCO form."""
 
 import contextlib
 import io

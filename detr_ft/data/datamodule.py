@@ -55,11 +55,8 @@ class DetectionDataModule(pl.LightningDataModule):
         `sampling_seed` (train.seed in a run): the training order and augmentation become a function of (seed,
         epoch, image), so a resumed run replays an uninterrupted one; None draws from torch's global generator
         as a plain shuffling DataLoader does."""
+        check_settings(**{key: value for key, value in locals().items() if key not in ("self", "__class__")})
         super().__init__()
-        settings = dict(batch_size=batch_size, num_workers=num_workers, label_mode=label_mode, num_classes=num_classes)
-        settings |= dict(train_scales=train_scales, max_size=max_size, eval_scale=eval_scale, crop=crop)
-        settings |= dict(train_augmentation=train_augmentation, skip_bad_images=skip_bad_images, format=format)
-        check_settings(**settings, pin_memory=pin_memory, sampling_seed=sampling_seed, classes=classes)
         paths = (train_images, train_annotations, val_images, val_annotations, test_images, test_annotations)
         self.splits = find_splits(format, root, classes, cache_dir, **dict(zip(PATH_KEYS, paths, strict=True)))
         self.batch_size, self.num_workers, self.sampling_seed = batch_size, num_workers, sampling_seed
