@@ -15,9 +15,6 @@ from omegaconf import DictConfig
 
 from detr_ft.command_line import hydra_app
 from detr_ft.config import exit_if_missing
-from detr_ft.data.datamodule import split_paths
-from detr_ft.data.overview import draw_overview, overview_data
-from detr_ft.data.report import report
 
 PATH_KEYS = ("train_images", "train_annotations", "val_images", "val_annotations")
 
@@ -26,6 +23,8 @@ def splits_from_config(data_cfg: DictConfig) -> dict[str, tuple[Path, Path]]:
     """The splits a `data` config points at: a COCO-style config's path keys as they are (so that the report
     lists everything wrong with the files), otherwise its datamodule's `paths` (synthetic data is generated on
     first use)."""
+    from detr_ft.data.datamodule import split_paths  # torch: not at the top, as in main()
+
     if all(key in data_cfg for key in PATH_KEYS):
         test = {key: data_cfg.get(key) for key in ("test_images", "test_annotations")}
         return split_paths(*(data_cfg[key] for key in PATH_KEYS), **test)
@@ -35,6 +34,10 @@ def splits_from_config(data_cfg: DictConfig) -> dict[str, tuple[Path, Path]]:
 @hydra_app("check")
 def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.check")
+    # Imported when the command runs: `--help` and a misspelt key's error load no torch or MLflow.
+    from detr_ft.data.overview import draw_overview, overview_data
+    from detr_ft.data.report import report
+
     try:
         splits = splits_from_config(cfg.data)
     except InstantiationException as error:
