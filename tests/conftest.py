@@ -13,6 +13,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from detr_ft.config import config_dir
+from tests.tiers import (  # noqa: F401  (hooks: the slow tier marked by what a test starts, and guarded)
+    pytest_collection_modifyitems,
+    pytest_runtest_call,
+    pytest_runtest_setup,
+    pytest_runtest_teardown,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +40,26 @@ TINY_OVERRIDES = [
     "train.num_workers=0",
     "train.unfreeze_warmup_steps=0",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory) -> Path:
+    """$DETR_FT_CACHE of this pytest process (one per xdist worker), for it and the processes it starts: the
+    synthetic data and backbone features of configs that name no folder land there, not in ~/.cache/detr_ft,
+    shared with the user's runs and with tests running in parallel."""
+    cache = tmp_path_factory.mktemp("detr_ft_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DETR_FT_CACHE", str(cache))
+        yield cache
+
+
+@pytest.fixture(autouse=True)
+def own_working_folder(tmp_path_factory, monkeypatch) -> Path:
+    """Each test runs in an empty folder of its own: a relative path (sqlite:///mlflow.db, outputs/, multirun/,
+    predictions/) never lands in the checkout, nor in a folder another test uses at the same time."""
+    folder = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
