@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP) ## create .venv and install detr_ft with dev tools (skipped when up to date)
 
 test: install ## run the whole test suite, in parallel, then list the 20 slowest tests
-	$(PY) -m pytest -n auto --durations=20 $(ARGS)
+	$(PY) -m pytest -n auto --dist loadfile --durations=20 $(ARGS)
 
 test-fast: install ## the inner loop: every test that starts no Python process (not the slow tier), in parallel
-	$(PY) -m pytest -n auto -m "not slow" $(ARGS)
+	$(PY) -m pytest -n auto --dist loadfile -m "not slow" $(ARGS)
 
 run: install ## the main job: fine-tune the shipped checkpoint on the built-in data
 	$(PY) -m detr_ft experiment=quickstart $(ARGS)

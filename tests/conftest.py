@@ -22,6 +22,15 @@ from tests.tiers import (  # noqa: F401  (hooks: the slow tier marked by what a 
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def pytest_configure(config):
+    """One intra-op thread per test process, set before torch is imported and inherited by the processes tests
+    start: on these tiny tensors a second thread costs more in synchronisation than it saves (a tiny run took
+    twice the CPU time with two), and `-n auto` already gives every core a worker."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 # Small enough that an epoch takes a second or two on 2 CPU cores.
 TINY_OVERRIDES = [
     "model=detr_tiny",
@@ -40,6 +49,9 @@ TINY_OVERRIDES = [
     "train.num_workers=0",
     "train.unfreeze_warmup_steps=0",
 ]
+# The pictures a run draws as it goes (matplotlib: about half of a tiny run's CPU time) are off in the in-process
+# runs unless a test asks for them (`tiny_cfg(..., pictures=True)`); the CLI runs (TINY_OVERRIDES) draw them all.
+NO_PICTURES = [f"callbacks.{name}=null" for name in ("dataset_overview", "results_picture", "prediction_pictures")]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -80,10 +92,12 @@ def synthetic_folder(data_cache) -> Path:
     return ensure_dataset(data_cache, "v1", **SHARED_SYNTHETIC)
 
 
-def compose_config(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
-    """The app's config as `python -m detr_ft` would see it, with HydraConfig set for the run folder."""
+def compose_config(overrides: list[str], run_dir: Path, cache_dir: Path, pictures: bool = False) -> DictConfig:
+    """The app's config as `python -m detr_ft` would see it, with HydraConfig set for the run folder; the tiny
+    settings and NO_PICTURES (unless `pictures`) go first, left out where `overrides` set the same key."""
     given = {o.split("=", 1)[0] for o in overrides}
-    defaults = [o for o in [*TINY_OVERRIDES, f"data.cache_dir={cache_dir}"] if o.split("=", 1)[0] not in given]
+    tiny = [*TINY_OVERRIDES, f"data.cache_dir={cache_dir}", *([] if pictures else NO_PICTURES)]
+    defaults = [o for o in tiny if o.split("=", 1)[0] not in given]
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[*defaults, *overrides], return_hydra_config=True)
@@ -98,15 +112,27 @@ def compose_config(overrides: list[str], run_dir: Path, cache_dir: Path) -> Dict
 
 @pytest.fixture
 def tiny_cfg(tmp_path, data_cache):
-    """A factory: tiny_cfg(*overrides) -> composed config with a fresh run folder under tmp_path."""
+    """A factory: tiny_cfg(*overrides, pictures=False) -> composed config with a fresh run folder under tmp_path."""
     made = []
 
-    def make(*overrides: str) -> DictConfig:
+    def make(*overrides: str, pictures: bool = False) -> DictConfig:
         made.append(len(made))
-        return compose_config(list(overrides), tmp_path / f"run{len(made)}", data_cache)
+        return compose_config(list(overrides), tmp_path / f"run{len(made)}", data_cache, pictures)
 
     yield make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, data_cache):
+    """The summary of one run of the tiny config as it is (1 epoch, no MLflow), trained once per pytest process
+    for the tests that only read a finished run: its summary, checkpoints and folder. Never write into its
+    folder: fine-tune from it or resume it into a folder of your own (or copy it first)."""
+    from detr_ft.train import train
+
+    summary = train(compose_config([], tmp_path_factory.mktemp("tiny_run") / "run", data_cache))
+    GlobalHydra.instance().clear()
+    return summary
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

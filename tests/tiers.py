@@ -60,12 +60,16 @@ def _ours(called: Callable, caller: Callable) -> bool:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that start processes slow, and put the files holding them first: in parallel the longest
+    work then starts first and the short tests fill the gaps at the end (the order within a file is kept)."""
     for item in items:
         if not isinstance(item, pytest.Function) or any(item.get_closest_marker(name) for name in EXEMPT):
             continue
         fixtures = [defs[-1].func for defs in item._fixtureinfo.name2fixturedefs.values() if defs]
         if any(starts_processes(function) for function in [item.function, *fixtures]):
             item.add_marker(pytest.mark.slow)
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 class StartsAPythonProcess(Exception):

@@ -128,8 +128,8 @@ def test_no_run_stops_before_its_min_epochs(tiny_cfg):
     )
 
 
-def test_a_run_without_early_stopping_says_it_ran_all_its_epochs(tiny_cfg):
-    summary = train(tiny_cfg("train.epochs=1"))
+def test_a_run_without_early_stopping_says_it_ran_all_its_epochs(tiny_run):
+    summary = tiny_run  # train.epochs=1, early stopping off
     assert summary.stop_reason == "max epochs: ran all 1 (train.epochs)"
 
 

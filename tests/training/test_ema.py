@@ -244,8 +244,8 @@ def test_a_resume_restores_raw_and_ema_weights_exactly_and_goes_on_averaging(ema
     assert all(torch.equal(v, saved["state_dict"]["model." + k]) for k, v in restored.raw.items())
 
 
-def test_without_ema_the_checkpoint_has_raw_weights_only(tiny_cfg):
-    summary = train(tiny_cfg())
+def test_without_ema_the_checkpoint_has_raw_weights_only(tiny_run):
+    summary = tiny_run  # train.ema_decay=null
     assert checkpoint_file.EMA not in torch.load(summary.last_checkpoint, weights_only=True)
     assert checkpoint_file.read(summary.last_checkpoint).weights == "raw" and summary.eval_weights == "raw"
 
