@@ -58,10 +58,12 @@ NO_PICTURES = [f"callbacks.{name}=null" for name in ("dataset_overview", "result
 def own_cache(tmp_path_factory) -> Path:
     """$DETR_FT_CACHE of this pytest process (one per xdist worker), for it and the processes it starts: the
     synthetic data and backbone features of configs that name no folder land there, not in ~/.cache/detr_ft,
-    shared with the user's runs and with tests running in parallel."""
+    shared with the user's runs and with tests running in parallel. Module fixtures work in a folder of the
+    process's own too (each test then gets its own, below)."""
     cache = tmp_path_factory.mktemp("detr_ft_cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DETR_FT_CACHE", str(cache))
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
         yield cache
 
 
