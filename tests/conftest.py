@@ -2,6 +2,7 @@
 no MLflow unless a test asks), so tests exercise what users run."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,7 @@ def own_cache(tmp_path_factory) -> Path:
     shared with the user's runs and with tests running in parallel. Module fixtures work in a folder of the
     process's own too (each test then gets its own, below)."""
     cache = tmp_path_factory.mktemp("detr_ft_cache")
+    _STORE_TEMPLATE.append(tmp_path_factory.mktemp("mlflow_template") / "mlflow.db")  # made on first use
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DETR_FT_CACHE", str(cache))
         patch.chdir(tmp_path_factory.mktemp("cwd"))
@@ -137,16 +139,35 @@ def tiny_run(tmp_path_factory, data_cache):
     return summary
 
 
+_STORE_TEMPLATE: list[Path] = []  # this process's empty MLflow store (own_cache names it, mlflow_store makes it)
+
+
+def mlflow_store(folder: Path) -> str:
+    """The URI of an empty MLflow sqlite store, folder/mlflow.db: a copy of one whose tables this process made
+    once (MLflow's migrations take seconds, a copy milliseconds). The tests of a store being made (processes
+    racing to a fresh file, an unusable file) name a path with no file instead."""
+    template = _STORE_TEMPLATE[-1]
+    if not template.exists():
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(f"sqlite:///{template}").search_experiments()  # makes the tables
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, folder / "mlflow.db")
+    return f"sqlite:///{folder}/mlflow.db"
+
+
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run `python -m detr_ft ...` (or another module given as args[0] starting with -m) like a user."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def run_app_with_mlflow(tmp_path: Path, *args: str, multirun: bool = False) -> tuple[subprocess.CompletedProcess, str]:
-    """`python -m detr_ft [--multirun] ARGS` with the tiny settings, logging to a fresh sqlite store in tmp_path
-    -> (the finished process, the store's tracking URI)."""
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+def run_app_with_mlflow(
+    tmp_path: Path, *args: str, multirun: bool = False, fresh_store: bool = False
+) -> tuple[subprocess.CompletedProcess, str]:
+    """`python -m detr_ft [--multirun] ARGS` with the tiny settings, logging to an empty sqlite store in tmp_path
+    (`fresh_store`: one the app makes itself) -> (the finished process, the store's tracking URI)."""
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db" if fresh_store else mlflow_store(tmp_path)
     tiny = [o for o in TINY_OVERRIDES if not o.startswith("logger=")]
     store = [f"data.cache_dir={tmp_path}/cache", f"logger.tracking_uri={tracking_uri}"]
     flags = ["--multirun"] if multirun else []  # before the overrides: argparse wants them in one run

@@ -24,6 +24,7 @@ def test_a_2_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_2_finish
         "train.learning_rate=5e-4",
         "finetune_strategy=frozen,full",
         multirun=True,
+        fresh_store=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(tracking_uri)
