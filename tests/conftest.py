@@ -143,17 +143,18 @@ _STORE_TEMPLATE: list[Path] = []  # this process's empty MLflow store (own_cache
 
 
 def mlflow_store(folder: Path) -> str:
-    """The URI of an empty MLflow sqlite store, folder/mlflow.db: a copy of one whose tables this process made
-    once (MLflow's migrations take seconds, a copy milliseconds). The tests of a store being made (processes
-    racing to a fresh file, an unusable file) name a path with no file instead."""
-    template = _STORE_TEMPLATE[-1]
+    """The URI of the MLflow sqlite store folder/mlflow.db, made empty when there is none yet: a copy of one whose
+    tables this process made once (MLflow's migrations take seconds, a copy milliseconds). The tests of a store
+    being made (processes racing to a fresh file, an unusable file) name a path with no file instead."""
+    path, template = folder / "mlflow.db", _STORE_TEMPLATE[-1]
     if not template.exists():
         from mlflow.tracking import MlflowClient
 
         MlflowClient(f"sqlite:///{template}").search_experiments()  # makes the tables
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template, folder / "mlflow.db")
-    return f"sqlite:///{folder}/mlflow.db"
+    if not path.exists():  # a second run in the folder logs to the same store
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
