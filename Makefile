@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install detr_ft with dev tools (skipped when up to date)
 
-test: install ## run the test suite
-	$(PY) -m pytest $(ARGS)
+test: install ## run the whole test suite, in parallel, then list the 20 slowest tests
+	$(PY) -m pytest -n auto --dist loadfile --durations=20 $(ARGS)
+
+test-fast: install ## the inner loop: every test that starts no Python process (not the slow tier), in parallel
+	$(PY) -m pytest -n auto --dist loadfile -m "not slow" $(ARGS)
 
 run: install ## the main job: fine-tune the shipped checkpoint on the built-in data
 	$(PY) -m detr_ft experiment=quickstart $(ARGS)
@@ -53,4 +56,4 @@ clean: ## remove run outputs and caches (keeps .venv and mlflow.db)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: help install test run pretrain bench ui sweep mutate lint clean
+.PHONY: help install test test-fast run pretrain bench ui sweep mutate lint clean

@@ -29,6 +29,8 @@ def hydra_app(config_name: str) -> Callable:
 
         @functools.wraps(task)
         def main(*args: Any, **kwargs: Any) -> Any:
+            if not args and not kwargs and _sweeps_the_built_in_config(sys.argv[1:]):
+                _exit_on_unknown_keys(config_name, sys.argv[1:])  # before a sweep makes its store and parent run
             try:
                 return hydra_main(*args, **kwargs)
             except SystemExit as exit:
@@ -40,6 +42,20 @@ def hydra_app(config_name: str) -> Callable:
         return main
 
     return decorate
+
+
+def _sweeps_the_built_in_config(argv: list[str]) -> bool:
+    """--multirun over conf/ as shipped (another config file may hold keys the built-in one lacks)."""
+    config_flags = _FLAGS_WITH_A_VALUE - {"--info", "-i"}
+    return bool({"--multirun", "-m"} & set(argv)) and not any(word.split("=")[0] in config_flags for word in argv)
+
+
+def _exit_on_unknown_keys(config_name: str, argv: list[str]) -> None:
+    messages = unknown_key_messages(config_name, argv)
+    for line in messages:
+        print(line, file=sys.stderr)
+    if messages:
+        sys.exit(1)
 
 
 def _overrides(argv: list[str]) -> list[str]:

@@ -16,11 +16,13 @@ import sys
 from omegaconf import DictConfig, OmegaConf
 
 from detr_ft.command_line import hydra_app
-from detr_ft.tracking.comparison import compare, format_seed_table, format_table, has_seed_repeats, seed_groups
 
 
 @hydra_app("compare")
 def main(cfg: DictConfig) -> None:
+    # Imported when the command runs: `--help` and a misspelt key's error load no torch or MLflow.
+    from detr_ft.tracking.comparison import compare, format_seed_table, format_table, has_seed_repeats, seed_groups
+
     runs = OmegaConf.to_container(cfg.runs) if cfg.runs else None
     try:
         rows, plot = compare(

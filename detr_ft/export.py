@@ -15,7 +15,6 @@ from omegaconf import DictConfig
 from detr_ft.atomic_write import atomic_path
 from detr_ft.command_line import hydra_app
 from detr_ft.config import exit_if_missing
-from detr_ft.training.checkpoint_file import export_weights
 
 FORMATS = ("ckpt", "onnx")
 
@@ -23,12 +22,12 @@ FORMATS = ("ckpt", "onnx")
 def export_to_onnx(checkpoint: str, output: str, image_size: int, opset: int, overwrite: bool) -> Path:
     """The checkpoint's model (rebuilt from its stored config, as predict does) as ONNX, written to a temporary
     name and renamed: an existing file is replaced only with overwrite, and never left half-written."""
-    from detr_ft.inference import Detector
-    from detr_ft.model.onnx_export import export_onnx
-
     target = Path(output)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=true to replace it or choose another output=")
+    from detr_ft.inference import Detector  # after the check: a refusal loads no torch
+    from detr_ft.model.onnx_export import export_onnx
+
     model = Detector(checkpoint, device="cpu").model
     with atomic_path(target) as temporary:
         export_onnx(model, temporary, image_size, opset)
@@ -44,6 +43,9 @@ def main(cfg: DictConfig) -> None:
         if cfg.format == "onnx":
             path = export_to_onnx(cfg.checkpoint, cfg.output, cfg.image_size, cfg.opset, cfg.overwrite)
         else:
+            # Imported when the command runs: `--help` and a misspelt key's error load no torch or MLflow.
+            from detr_ft.training.checkpoint_file import export_weights
+
             path = export_weights(cfg.checkpoint, cfg.output, cfg.half, cfg.overwrite)
     except ModuleNotFoundError as error:
         sys.exit(f"error: format=onnx needs {error.name}: pip install 'detr_ft[onnx]' (onnx, onnxscript, onnxruntime)")

@@ -13,15 +13,17 @@ import sys
 
 from omegaconf import DictConfig
 
-from detr_ft import tracking
 from detr_ft.command_line import hydra_app
 from detr_ft.config import exit_if_missing
-from detr_ft.image_predictions import predict
 
 
 @hydra_app("predict")
 def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.predict")
+    # Imported when the command runs: `--help` and a misspelt key's error load no torch or MLflow.
+    from detr_ft import tracking
+    from detr_ft.image_predictions import predict
+
     try:
         checkpoint = cfg.checkpoint
         if tracking.is_run_reference(checkpoint):  # runs:/..., models:/NAME@best, a run id

@@ -8,11 +8,13 @@ a start for backbones nobody published. The work is detr_ft/training/backbone_pr
 from omegaconf import DictConfig
 
 from detr_ft.command_line import hydra_app
-from detr_ft.training.backbone_pretraining import pretrain_backbone
 
 
 @hydra_app("pretrain_backbone")
 def main(cfg: DictConfig) -> None:
+    # Imported when the command runs: `--help` and a misspelt key's error load no torch or MLflow.
+    from detr_ft.training.backbone_pretraining import pretrain_backbone
+
     pretrain_backbone(cfg)
 
 

@@ -4,23 +4,24 @@
 `main()` is only the @hydra.main shell; `train(cfg)` does the work, so tests call it directly.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft import run_lock, tracking
+from detr_ft import run_lock
 from detr_ft.command_line import hydra_app
-from detr_ft.config_checks import check_config
-from detr_ft.training.checkpoint_file import mlflow_run_to_continue
-from detr_ft.training.initial_weights import load_starting_weights, starting_points
-from detr_ft.training.run_folder import refuse_to_overwrite
-from detr_ft.training.signals import Interruption
-from detr_ft.training.summary import RunSummary, print_summary
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from detr_ft.training.summary import RunSummary
 
 
 def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSummary:
@@ -30,6 +31,17 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     training) is recorded FAILED with its error and a sweep's other jobs go on. A resumed run logs into the
     MLflow run its checkpoint records; a sweep's job is a child of the sweep's parent run.
     """
+    # Imported here, when a job runs: `--help`, `--cfg job` and a misspelt key's error never load torch or MLflow.
+    import pytorch_lightning as pl
+
+    from detr_ft import tracking
+    from detr_ft.config_checks import check_config
+    from detr_ft.training.checkpoint_file import mlflow_run_to_continue
+    from detr_ft.training.initial_weights import load_starting_weights, starting_points
+    from detr_ft.training.run_folder import refuse_to_overwrite
+    from detr_ft.training.signals import Interruption
+    from detr_ft.training.summary import RunSummary, print_summary
+
     run_name, sweep_tags = tracking.job_identity(cfg)
     tags = {
         "strategy_preset": cfg.finetune_strategy.name,
@@ -92,6 +104,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
 @contextmanager
 def _failure_recorded(logger) -> Iterator[None]:
     """Any error below marks the MLflow run FAILED with its message, then goes on up."""
+    from detr_ft import tracking
+
     try:
         yield
     except Exception as error:

@@ -27,6 +27,7 @@ from tools.mutations import MUTATIONS, Mutation
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REPORT = "tools/mutation_report.json"
 KILLED = ("killed", "timeout")  # a mutant that hangs the tests is caught too
+PARALLEL = ["-n", "auto", "--dist", "loadfile"]  # pytest-xdist, as `make test`
 
 
 @dataclass
@@ -135,8 +136,9 @@ def imports_the_copy(root: Path) -> bool:
 
 
 def run_pytest(root: Path, args: list[str], timeout: float) -> tuple[int | None, str]:
-    """(exit code or None on timeout, output). Its own process group, so a timeout also ends CLI children."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    """(exit code or None on timeout, output). Its own process group, so a timeout also ends CLI children.
+    In parallel as `make test` runs (one worker per core, a test file's tests on one worker)."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PARALLEL, *args]
     process = subprocess.Popen(
         command,
         cwd=root,

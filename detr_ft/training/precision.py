@@ -9,8 +9,6 @@ needs loss scaling, which is the user's choice to make.
 import logging
 from pathlib import Path
 
-import torch
-
 log = logging.getLogger(__name__)
 
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -31,6 +29,8 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     (cpu | gpu | cuda | auto, the trainer's setting)."""
     if str(precision) != "auto":
         return str(precision)
+    import torch  # here: config.py registers this resolver, and `--help` imports no torch
+
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if on_gpu:
         native = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8

@@ -2,6 +2,7 @@
 COCO metrics and an MLflow run with params, metrics and the prediction picture."""
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -164,6 +165,11 @@ def test_train_loss_monitor_gives_the_guides_checkpoint_name(tiny_cfg):
 @pytest.mark.slow
 def test_the_installed_wheel_carries_its_configs_and_runs_from_any_folder(tmp_path):
     """Built and installed as users get it (not the source checkout): configs come from detr_ft/conf."""
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    for name in ("detr_ft", "conf", "experiments"):
+        shutil.copytree(REPO / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
     build = subprocess.run(
         [
             sys.executable,
@@ -175,7 +181,7 @@ def test_the_installed_wheel_carries_its_configs_and_runs_from_any_folder(tmp_pa
             "-q",
             "-w",
             tmp_path / "wheel",
-            REPO,
+            source,
         ],
         capture_output=True,
         text=True,

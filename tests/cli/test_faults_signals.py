@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, TINY_OVERRIDES, run_app_with_mlflow
+from tests.conftest import REPO, TINY_OVERRIDES, mlflow_store, run_app_with_mlflow
 
 
 def _start(tmp_path, uri):
@@ -37,7 +37,7 @@ def _start(tmp_path, uri):
 @pytest.mark.slow
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_the_run_killed_with_its_reason_and_a_resumable_last_checkpoint(tmp_path, sent, code):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     last = tmp_path / "run/checkpoints/last.ckpt"
     process = _start(tmp_path, uri)
     deadline = time.monotonic() + 400

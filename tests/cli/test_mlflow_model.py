@@ -18,7 +18,7 @@ from detr_ft.image_predictions import predict
 from detr_ft.tracking import model_logging
 from detr_ft.train import train
 from detr_ft.training import checkpoint_file
-from tests.conftest import compose_config, run_app_with_mlflow, run_cli, sweep_runs
+from tests.conftest import compose_config, mlflow_store, run_app_with_mlflow, run_cli, sweep_runs
 
 NAME = "detr-test"
 LOAD_AND_PREDICT = """
@@ -35,7 +35,7 @@ print("ROWS=" + rows.to_json(orient="records"))
 def store(tmp_path_factory, data_cache):
     """One run that logs its best checkpoint as its model and registers it as NAME."""
     root = tmp_path_factory.mktemp("mlflow_model")
-    uri = f"sqlite:///{root}/mlflow.db"
+    uri = mlflow_store(root)
     overrides = ["logger=mlflow", f"logger.tracking_uri={uri}", f"logger.register_model={NAME}"]
     summary = train(compose_config(overrides, root / "run", data_cache))
     client = MlflowClient(uri)

@@ -63,7 +63,8 @@ def mlflow_server(tmp_path):
 
 @pytest.mark.slow
 def test_a_training_run_logs_to_a_tracking_server(tiny_cfg, mlflow_server):
-    summary = train(tiny_cfg("logger=mlflow", f"logger.tracking_uri={mlflow_server}", "logger.experiment_name=remote"))
+    logger = ("logger=mlflow", f"logger.tracking_uri={mlflow_server}", "logger.experiment_name=remote")
+    summary = train(tiny_cfg(*logger, pictures=True))
     client = mlflow.tracking.MlflowClient(mlflow_server)
     run = client.get_run(summary.mlflow_run_id)
     assert run.info.status == "FINISHED"

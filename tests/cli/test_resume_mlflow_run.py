@@ -12,12 +12,12 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from detr_ft.tracking import store
-from tests.conftest import REPO, TINY_OVERRIDES, run_app_with_mlflow
+from tests.conftest import REPO, TINY_OVERRIDES, mlflow_store, run_app_with_mlflow
 
 
 @pytest.mark.slow
 def test_a_killed_run_is_closed_killed_and_its_resume_continues_the_same_run(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     marker = tmp_path / "paused"
     common = [o for o in TINY_OVERRIDES if not o.startswith("logger=")] + [
         f"data.cache_dir={tmp_path}/cache",

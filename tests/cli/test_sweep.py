@@ -12,39 +12,42 @@ from tests.conftest import run_app_with_mlflow, run_cli, sweep_runs
 
 
 @pytest.mark.slow
-def test_a_4_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_4_finished_jobs(tmp_path):
-    # joblib runs the 4 jobs in 4 processes at once on a store that does not exist yet (the race of issue 11).
+def test_a_2_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_2_finished_jobs(tmp_path):
+    # joblib runs the 2 jobs in 2 processes at once on a store that does not exist yet (the race of issue 11: two
+    # processes creating it at once are the race; 4 jobs cost twice the start-ups and training and proved no more).
+    # The learning rate is set but not swept: the jobs are named by the swept key alone.
     result, tracking_uri = run_app_with_mlflow(
         tmp_path,
         f"hydra.sweep.dir={tmp_path}/multirun",
         "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=4",
-        "train.learning_rate=1e-4,5e-4",
+        "hydra.launcher.n_jobs=2",
+        "train.learning_rate=5e-4",
         "finetune_strategy=frozen,full",
         multirun=True,
+        fresh_store=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("detr_ft")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     (parent,), runs = sweep_runs(tracking_uri)
-    assert len(runs) == 4
+    assert len(runs) == 2
     assert {r.info.status for r in runs} == {"FINISHED"} and parent.info.status == "FINISHED"
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert len({r.data.tags["sweep"] for r in runs} | {parent.data.tags["sweep"]}) == 1
     combos = {(r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
-    assert combos == {("0.0001", "frozen"), ("0.0001", "full"), ("0.0005", "frozen"), ("0.0005", "full")}
+    assert combos == {("0.0005", "frozen"), ("0.0005", "full")}
     names = {r.info.run_name: (r.data.params["train/learning_rate"], r.data.tags["strategy"]) for r in runs}
-    assert set(names) == {f"lr={lr}, {s}" for lr in ("1e-4", "5e-4") for s in ("frozen", "full")}
+    assert set(names) == {"frozen", "full"}
 
     # The parent holds the comparison and the best job, as compare ranks them.
     rows, plot = compare(sweep=parent.info.run_id, tracking_uri=tracking_uri, output=str(tmp_path / "cmp"))
     values = [row["best"] for row in rows if row.get("best") is not None]
-    assert len(rows) == 4 and values == sorted(values, reverse=True)
+    assert len(rows) == 2 and values == sorted(values, reverse=True)
     assert plot.is_file()
     assert parent.data.tags["best_run_id"] == rows[0]["run_id"]
     assert parent.data.tags["best_checkpoint"] == rows[0]["checkpoint"]
-    assert parent.data.tags["jobs"] == "4 ended of 4 started"
+    assert parent.data.tags["jobs"] == "2 ended of 2 started"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
     assert artifacts == {"comparison/runs.txt", "comparison/val_mAP.png"}
     table = (tmp_path / "multirun/comparison/runs.txt").read_text()
@@ -65,7 +68,7 @@ def test_a_4_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_4_finish
     continued = client.get_run(job.info.run_id)
     assert continued.info.status == "FINISHED" and continued.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert len(client.get_metric_history(job.info.run_id, "val/mAP")) == 2
-    assert len(sweep_runs(tracking_uri)[1]) == 4
+    assert len(sweep_runs(tracking_uri)[1]) == 2
     assert (tmp_path / "multirun/comparison/runs.txt").stat().st_mtime_ns > table_written
 
     # The command line takes the parent run's id, and spells the store as the main app does (logger.*).
@@ -83,7 +86,7 @@ def test_a_4_job_parallel_sweep_on_a_fresh_store_is_one_parent_run_with_4_finish
     )
     assert shown.returncode == 0, shown.stderr[-3000:]
     table = shown.stdout.splitlines()
-    assert [line[:28].strip() for line in table[2:6]] == [row["name"][:28] for row in rows]  # best first
+    assert [line[:28].strip() for line in table[2:4]] == [row["name"][:28] for row in rows]  # best first
     assert (tmp_path / "cmp_cli" / "val_mAP.png").is_file()
 
 

@@ -20,13 +20,6 @@ from detr_ft.training import checkpoint_file, run_folder
 from tests.model.helpers import tiny_detr
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, data_cache):
-    from tests.conftest import compose_config
-
-    return train(compose_config([], tmp_path_factory.mktemp("ckpt") / "run", data_cache))
-
-
 def test_a_runs_checkpoints_hold_weights_config_and_category_map_as_plain_types(tiny_run):
     for path in (tiny_run.best_checkpoint, tiny_run.last_checkpoint):
         raw = torch.load(path, weights_only=True)  # plain types only: nothing in the file runs code

@@ -21,7 +21,10 @@ def test_fast_runs_one_batch_each_and_logs_to_no_store(tiny_cfg):
 
 
 def test_overfit_learns_one_batch_by_heart(tiny_cfg):
-    cfg = tiny_cfg("debug=overfit", "train.epochs=60", "train.learning_rate=1e-3", "trainer.check_val_every_n_epoch=60")
+    quiet = ("callbacks.results_picture=null", "callbacks.prediction_pictures=null")  # 59 redraws: half the time
+    cfg = tiny_cfg(
+        "debug=overfit", "train.epochs=60", "train.learning_rate=1e-3", "trainer.check_val_every_n_epoch=60", *quiet
+    )
     assert cfg.data.train_augmentation is False and cfg.train.ema_decay is None
     train(cfg)
     series = read_epoch_means(Path(cfg.run_dir) / "metrics.csv")

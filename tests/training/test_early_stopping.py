@@ -12,6 +12,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from detr_ft.train import train
 from detr_ft.training.early_stopping import EarlyStopping
+from tests.conftest import mlflow_store
 
 NEVER = None
 
@@ -85,6 +86,10 @@ def test_the_reason_gives_the_epoch_the_patience_and_the_best():
     )
 
 
+# The scripted metric decides when the run stops, not what the model learns: one batch an epoch is enough.
+ONE_BATCH = ("trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
+
+
 class ScriptedScore(pl.Callback):
     """Logs `test/score` from a recorded sequence at each validation: the metric the run monitors."""
 
@@ -96,13 +101,14 @@ class ScriptedScore(pl.Callback):
 
 
 def test_a_run_stops_early_and_the_summary_and_mlflow_say_why(tiny_cfg, tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = tiny_cfg(
         "train.epochs=7",
         "train.monitor=test/score",
         "train.early_stopping_patience=2",
         "logger=mlflow",
         f"logger.tracking_uri={uri}",
+        *ONE_BATCH,
     )
     summary = train(cfg, callbacks=[ScriptedScore(SCORES)])
     reason = "early stop after epoch 3: test/score did not improve by more than 0 for 2 epoch(s) (patience 2)"
@@ -119,6 +125,7 @@ def test_no_run_stops_before_its_min_epochs(tiny_cfg):
         "train.monitor=test/score",
         "train.early_stopping_patience=2",
         "train.early_stopping_min_epochs=6",
+        *ONE_BATCH,
     )
     summary = train(cfg, callbacks=[ScriptedScore(SCORES)])
     assert torch.load(summary.last_checkpoint, weights_only=True)["epoch"] == 5  # patience ran out at 3; 6 epochs ran
@@ -128,8 +135,8 @@ def test_no_run_stops_before_its_min_epochs(tiny_cfg):
     )
 
 
-def test_a_run_without_early_stopping_says_it_ran_all_its_epochs(tiny_cfg):
-    summary = train(tiny_cfg("train.epochs=1"))
+def test_a_run_without_early_stopping_says_it_ran_all_its_epochs(tiny_run):
+    summary = tiny_run  # train.epochs=1, early stopping off
     assert summary.stop_reason == "max epochs: ran all 1 (train.epochs)"
 
 

@@ -14,7 +14,7 @@ from detr_ft.train import train
 from detr_ft.training import checkpoint_file
 from detr_ft.training.ema import ExponentialMovingAverage, WeightAverage
 from detr_ft.training.evaluation import DetectionEvaluator
-from tests.conftest import compose_config
+from tests.conftest import compose_config, mlflow_store
 from tests.training.recorders import EpochMetrics
 
 DECAY, WARMUP = 0.9, 2.0
@@ -100,7 +100,7 @@ class Trajectory(pl.Callback):
 def ema_run(tmp_path_factory, data_cache):
     """Two epochs with EMA, backbone frozen in epoch 0 and layer3 unfrozen at epoch 1, recorded in MLflow."""
     root = tmp_path_factory.mktemp("ema")
-    uri = f"sqlite:///{root}/mlflow.db"
+    uri = mlflow_store(root)
     overrides = [
         "finetune_strategy=progressive",
         "train.unfreeze_backbone_at_epoch=1",
@@ -244,8 +244,8 @@ def test_a_resume_restores_raw_and_ema_weights_exactly_and_goes_on_averaging(ema
     assert all(torch.equal(v, saved["state_dict"]["model." + k]) for k, v in restored.raw.items())
 
 
-def test_without_ema_the_checkpoint_has_raw_weights_only(tiny_cfg):
-    summary = train(tiny_cfg())
+def test_without_ema_the_checkpoint_has_raw_weights_only(tiny_run):
+    summary = tiny_run  # train.ema_decay=null
     assert checkpoint_file.EMA not in torch.load(summary.last_checkpoint, weights_only=True)
     assert checkpoint_file.read(summary.last_checkpoint).weights == "raw" and summary.eval_weights == "raw"
 

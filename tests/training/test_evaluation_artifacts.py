@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from detr_ft.train import train
-from tests.conftest import compose_config
+from tests.conftest import compose_config, mlflow_store
 
 NAMES = ["circle", "square", "triangle", "cross"]  # data=synthetic's classes
 
@@ -15,7 +15,7 @@ NAMES = ["circle", "square", "triangle", "cross"]  # data=synthetic's classes
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data_cache):
     root = tmp_path_factory.mktemp("evaluation_artifacts")
-    uri = f"sqlite:///{root}/mlflow.db"
+    uri = mlflow_store(root)
     cfg = compose_config(["logger=mlflow", f"logger.tracking_uri={uri}", "train.epochs=2"], root / "run", data_cache)
     return train(cfg), MlflowClient(uri), root / "run"
 

@@ -29,18 +29,18 @@ def test_resume_from_a_weights_only_file_is_refused(tiny_cfg, tmp_path):
         train(tiny_cfg(f"train.resume_from={path}"))
 
 
-def test_finetune_onto_another_class_count_reinitialises_the_class_head(tiny_cfg):
-    pretrained = train(tiny_cfg("data=synthetic"))
+def test_finetune_onto_another_class_count_reinitialises_the_class_head(tiny_cfg, tiny_run):
+    pretrained = tiny_run  # data=synthetic
     summary = train(tiny_cfg("data=synthetic_v2", f"train.checkpoint_path={pretrained.last_checkpoint}"))
     assert summary.class_head == "re-initialised"
     same_classes = train(tiny_cfg("data=synthetic", f"train.checkpoint_path={pretrained.last_checkpoint}"))
     assert same_classes.class_head == "loaded"
 
 
-def test_a_fine_tune_with_fewer_queries_than_objects_loads_and_warns_at_start_up(tiny_cfg, caplog):
+def test_a_fine_tune_with_fewer_queries_than_objects_loads_and_warns_at_start_up(tiny_cfg, tiny_run, caplog):
     """The tiny data holds up to 5 shapes per image: 2 queries cap recall (warned, with the value to set), and
     the 10-query checkpoint loads into the 2-query model, reported like the class head."""
-    pretrained = train(tiny_cfg())
+    pretrained = tiny_run
     limits = ("trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
     with caplog.at_level("INFO", logger="detr_ft"):
         train(tiny_cfg("model.num_queries=2", f"train.checkpoint_path={pretrained.last_checkpoint}", *limits))
@@ -50,8 +50,8 @@ def test_a_fine_tune_with_fewer_queries_than_objects_loads_and_warns_at_start_up
     assert "queries 10 -> 2: the first 2 loaded, 8 dropped" in logged
 
 
-def test_checkpoint_of_another_architecture_fails_naming_the_path(tiny_cfg):
-    tiny = train(tiny_cfg())
+def test_checkpoint_of_another_architecture_fails_naming_the_path(tiny_cfg, tiny_run):
+    tiny = tiny_run
     with pytest.raises(CheckpointError, match="last.ckpt"):
         train(tiny_cfg("model.transformer.d_model=48", f"train.checkpoint_path={tiny.last_checkpoint}"))
 

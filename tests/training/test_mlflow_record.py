@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 import detr_ft
 from detr_ft.train import train
-from tests.conftest import compose_config
+from tests.conftest import compose_config, mlflow_store
 from tests.training.recorders import InitialState
 
 
@@ -18,7 +18,7 @@ from tests.training.recorders import InitialState
 def store(tmp_path_factory, data_cache):
     """A source run (4 classes) and a progressive fine-tune of it onto 6 classes, both recorded in MLflow."""
     root = tmp_path_factory.mktemp("mlflow_record")
-    uri = f"sqlite:///{root}/mlflow.db"
+    uri = mlflow_store(root)
     mlflow = ["logger=mlflow", f"logger.tracking_uri={uri}", "trainer.log_every_n_steps=1"]
 
     def run(name, *overrides):

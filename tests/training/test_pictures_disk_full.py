@@ -25,7 +25,7 @@ def test_a_picture_that_cannot_be_written_is_warned_once_and_the_run_goes_on(tin
     real = pictures.prediction_grid
     monkeypatch.setattr(pictures, "prediction_grid", grid_on_a_full_disk)
     with caplog.at_level(logging.WARNING, logger="detr_ft.training.pictures"):
-        summary = train(tiny_cfg("train.epochs=2"))
+        summary = train(tiny_cfg("train.epochs=2", pictures=True))
     assert Path(summary.last_checkpoint).is_file()  # the run finished
     assert len(tries) == 1  # warned once, then no more tried
     warnings = [r.getMessage() for r in caplog.records if r.name == "detr_ft.training.pictures"]

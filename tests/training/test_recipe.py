@@ -4,6 +4,7 @@ model by what the optimizer, the loss and the checkpoints really saw (numbers, n
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tests.training.recorders import EpochDetections, EpochMetrics, GradientNorm
 STEPS_PER_EPOCH = 4  # 16 tiny training images / batch 4
 BACKBONE_GROUPS = ("layer2", "layer3")  # detr_tiny's trainable stages
 ASSET = ASSETS_DIR / "synthetic_pretrained.ckpt"
+DEFAULT_CLIP, DEFAULT_PRECISION = 0.1, "32"  # train.gradient_clip_val's and train.precision's defaults
 
 
 def test_backbone_learning_rate_defaults_to_a_tenth_of_the_head_rate(tiny_cfg):
@@ -54,11 +56,26 @@ def test_warmup_steps_and_lr_drops_reach_the_optimizer(tiny_cfg):
     assert backbone == pytest.approx([value / 10 for value in expected], rel=1e-9)
 
 
+@pytest.fixture(scope="module")
+def full_runs(tmp_path_factory, data_cache) -> dict[str, tuple[GradientNorms, OutputDtypes]]:
+    """finetune_strategy=full at the defaults (gradient_clip_val 0.1, precision 32) and with clipping off, each
+    trained once with its gradient norms and output dtypes recorded, for the clipping and precision tests."""
+    runs = {}
+    for name, overrides in (("defaults", []), ("unclipped", ["train.gradient_clip_val=0"])):
+        cfg = compose_config(["finetune_strategy=full", *overrides], tmp_path_factory.mktemp(name), data_cache)
+        if name == "defaults":
+            assert (cfg.train.gradient_clip_val, cfg.train.precision) == (DEFAULT_CLIP, DEFAULT_PRECISION)
+        runs[name] = (GradientNorms(), OutputDtypes())
+        train(cfg, callbacks=list(runs[name]))
+    return runs
+
+
 @pytest.mark.parametrize("clip", [0.1, 0.02])
-def test_gradient_clip_val_bounds_the_gradient_norm_the_optimizer_steps_with(tiny_cfg, clip):
-    clipped, free = GradientNorms(), GradientNorms()
-    train(tiny_cfg("finetune_strategy=full", f"train.gradient_clip_val={clip}"), callbacks=[clipped])
-    train(tiny_cfg("finetune_strategy=full", "train.gradient_clip_val=0"), callbacks=[free])
+def test_gradient_clip_val_bounds_the_gradient_norm_the_optimizer_steps_with(tiny_cfg, full_runs, clip):
+    clipped, free = full_runs["defaults"][0], full_runs["unclipped"][0]
+    if clip != DEFAULT_CLIP:  # the defaults' run is shared
+        clipped = GradientNorms()
+        train(tiny_cfg("finetune_strategy=full", f"train.gradient_clip_val={clip}"), callbacks=[clipped])
     assert len(clipped.norms) == STEPS_PER_EPOCH
     assert max(clipped.norms) <= clip * (1 + 1e-4)
     assert min(free.norms) > clip, "unclipped gradients must be larger, or the bound proves nothing"
@@ -128,20 +145,22 @@ def test_the_best_checkpoint_is_the_best_epoch_of_the_monitored_metric(tiny_cfg,
 
 
 @pytest.mark.parametrize("precision, dtype", [("bf16-mixed", torch.bfloat16), ("32", torch.float32)])
-def test_precision_reaches_the_training_step_and_the_loss_stays_fp32(tiny_cfg, precision, dtype):
-    dtypes = OutputDtypes()
-    train(tiny_cfg("finetune_strategy=full", f"train.precision={precision}"), callbacks=[dtypes])
+def test_precision_reaches_the_training_step_and_the_loss_stays_fp32(tiny_cfg, full_runs, precision, dtype):
+    dtypes = full_runs["defaults"][1]
+    if precision != DEFAULT_PRECISION:  # the defaults' run is shared
+        dtypes = OutputDtypes()
+        train(tiny_cfg("finetune_strategy=full", f"train.precision={precision}"), callbacks=[dtypes])
     assert dtypes.dtypes["network"] == {dtype}
     # The heads (box arithmetic), the matcher's costs and the loss are fp32 whatever the network runs in.
     assert dtypes.dtypes["heads"] == dtypes.dtypes["costs"] == dtypes.dtypes["loss"] == {torch.float32}
     assert dtypes.losses_finite
 
 
-def test_a_run_folder_that_holds_checkpoints_is_never_overwritten(tmp_path, data_cache):
+def test_a_run_folder_that_holds_checkpoints_is_never_overwritten(tmp_path, data_cache, tiny_run):
     run_dir = tmp_path / "run"
-    first = train(compose_config([], run_dir, data_cache))
+    shutil.copytree(tiny_run.run_dir, run_dir)  # a finished run's folder, of our own
     files = {p: p.read_bytes() for p in (run_dir / "checkpoints").glob("*.ckpt")}
-    assert first.last_checkpoint and files
+    assert len(files) == 2
     with pytest.raises(FileExistsError, match="resume_from"):
         train(compose_config(["train.seed=3"], run_dir, data_cache))
     assert {p: p.read_bytes() for p in (run_dir / "checkpoints").glob("*.ckpt")} == files

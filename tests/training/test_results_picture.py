@@ -75,7 +75,7 @@ def test_the_picture_is_written_also_before_anything_was_validated(tmp_path):
 def test_a_training_run_draws_the_picture_and_logs_matching_health(tiny_cfg):
     from detr_ft.train import train
 
-    cfg = tiny_cfg("train.epochs=2")
+    cfg = tiny_cfg("train.epochs=2", pictures=True)
     train(cfg)
     run_dir = Path(cfg.run_dir)
     assert (run_dir / "results.png").stat().st_size > 0

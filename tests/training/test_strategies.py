@@ -109,19 +109,29 @@ class FinalState(pl.Callback):
         self.state = _schedule_state(pl_module, trainer)
 
 
-@pytest.mark.parametrize("interrupt_after_epochs", [1, 3])  # before and after the unfreeze epoch (2)
-def test_resume_of_a_progressive_run_matches_the_uninterrupted_schedule(tiny_cfg, interrupt_after_epochs):
-    common = ["finetune_strategy=progressive", "train.unfreeze_backbone_at_epoch=2", "train.unfreeze_warmup_steps=6"]
-    straight = FinalState()
-    train(tiny_cfg(*common, "train.epochs=4"), callbacks=[straight])
+PROGRESSIVE = ["finetune_strategy=progressive", "train.unfreeze_backbone_at_epoch=2", "train.unfreeze_warmup_steps=6"]
 
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, data_cache) -> dict:
+    """The uninterrupted 4-epoch progressive run's final schedule state, the one both resumes must reach."""
+    from tests.conftest import compose_config
+
+    final = FinalState()
+    train(compose_config([*PROGRESSIVE, "train.epochs=4"], tmp_path_factory.mktemp("straight"), data_cache), [final])
+    return final.state
+
+
+@pytest.mark.parametrize("interrupt_after_epochs", [1, 3])  # before and after the unfreeze epoch (2)
+def test_resume_of_a_progressive_run_matches_the_uninterrupted_schedule(tiny_cfg, straight, interrupt_after_epochs):
+    common = PROGRESSIVE
     first = tiny_cfg(*common, f"train.epochs={interrupt_after_epochs}")
     first_summary = train(first)
     resumed, start = FinalState(), StartEpoch()
     second = tiny_cfg(*common, "train.epochs=4", f"train.resume_from={first_summary.last_checkpoint}")
     train(second, callbacks=[resumed, start])
     assert start.epoch == interrupt_after_epochs, "the resume must continue after the last finished epoch"
-    assert resumed.state == straight.state
+    assert resumed.state == straight
 
 
 class StartEpoch(pl.Callback):

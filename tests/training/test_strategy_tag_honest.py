@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from detr_ft.train import train
 from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
+from tests.conftest import mlflow_store
 
 STAGES = ["layer2", "layer3", "layer4"]
 
@@ -23,7 +24,7 @@ def test_a_plan_within_the_runs_epochs_drops_the_stages_that_never_start():
 
 
 def test_an_unfreeze_epoch_past_the_end_is_tagged_frozen_with_the_warning_kept(tiny_cfg, tmp_path, caplog):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = tiny_cfg("logger=mlflow", f"logger.tracking_uri={uri}", "finetune_strategy=frozen")
     cfg.train.unfreeze_backbone_at_epoch = 99  # the preset's own key, overridden after it as on the command line
     with caplog.at_level(logging.INFO, logger="detr_ft.training.finetuning"):

@@ -51,10 +51,11 @@ def test_the_resume_command_repeats_the_runs_own_overrides():
 
 
 def test_a_run_folder_stands_for_its_best_checkpoint_and_for_its_last_when_resuming(tiny_cfg):
-    first = train(tiny_cfg("train.epochs=2"))
+    one_batch = ("trainer.limit_train_batches=1", "trainer.limit_val_batches=1")  # which file is read, not what
+    first = train(tiny_cfg("train.epochs=2", *one_batch))
     state = InitialState()
-    train(tiny_cfg(f"train.checkpoint_path={first.run_dir}"), callbacks=[state])
+    train(tiny_cfg(f"train.checkpoint_path={first.run_dir}", *one_batch), callbacks=[state])
     best = torch.load(first.best_checkpoint, weights_only=True)["state_dict"]
     assert all(torch.equal(state.state[k.removeprefix("model.")], v) for k, v in best.items() if k.startswith("model."))
-    resumed = train(tiny_cfg("train.epochs=3", f"train.resume_from={first.run_dir}"))
+    resumed = train(tiny_cfg("train.epochs=3", f"train.resume_from={first.run_dir}", *one_batch))
     assert torch.load(resumed.last_checkpoint, weights_only=True)["epoch"] == 2  # continued after epoch 1

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from detr_ft.tracking.logger import ResilientMLFlowLogger
 from detr_ft.train import train
+from tests.conftest import mlflow_store
 
 
 class _Unreachable:
@@ -33,7 +34,7 @@ class ServerGoesAwayAtEpoch(pl.Callback):
 
 
 def test_training_outlives_the_tracking_server_and_says_what_was_not_logged(tiny_cfg, tmp_path, caplog):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = tiny_cfg("logger=mlflow", f"logger.tracking_uri={uri}", "train.epochs=3", "trainer.log_every_n_steps=1")
     with caplog.at_level(logging.WARNING, logger="detr_ft.tracking"):
         summary = train(cfg, [ServerGoesAwayAtEpoch(1)])
