@@ -3,6 +3,7 @@ ONNX graph (read with the form its metadata names) and the MLflow model give the
 trains through Group DETR's groups and the feature cache (frozen backbone), and writes its confusion matrix."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,11 @@ def test_the_checkpoint_records_the_sigmoid_head_and_the_run_its_confusion_matri
     assert len(saved.model_state["class_head.weight"]) == len(saved.class_names)  # K rows, no no-object row
     matrix = (run["root"] / "run" / "evaluation" / "confusion_matrix_best.csv").read_text().splitlines()
     assert matrix[0].endswith("background") and len(matrix) == len(saved.class_names) + 2
+    # Evaluation scored it in the sigmoid form: every (query, class) pair of each image (Q x K < 100), all K classes.
+    detections = json.loads((run["root"] / "run" / "val_detections_best.json").read_text())
+    per_image = Counter(row["image_id"] for row in detections)
+    assert set(per_image.values()) == {saved.config.model.num_queries * len(saved.class_names)}
+    assert len({row["category_id"] for row in detections}) == len(saved.class_names)
 
 
 def _key(row: dict) -> tuple:
