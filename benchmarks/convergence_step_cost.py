@@ -73,6 +73,6 @@ def step_costs(arms: dict[str, list[str]], steps: int, json_path: Path) -> dict:
         results[phase] = {arm: {"s_per_step": m, "ratio": m / medians["baseline"]} for arm, m in medians.items()}
         print(f"\nstep cost, {phase} (median of {steps}, arms interleaved):")
         for arm, row in results[phase].items():
-            print(f"  {arm:<12} {row['s_per_step'] * 1000:7.0f} ms  x{row['ratio']:.2f}", flush=True)
+            print(f"  {arm:<26} {row['s_per_step'] * 1000:7.0f} ms  x{row['ratio']:.2f}", flush=True)
         json_path.write_text(json.dumps(results, indent=1))
     return results
