@@ -3,6 +3,7 @@ ONNX graph (read with the form its metadata names) and the MLflow model give the
 trains through Group DETR's groups and the feature cache (frozen backbone), and writes its confusion matrix."""
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -46,7 +47,12 @@ def run(tmp_path_factory, data_cache):
     uri = f"sqlite:///{root}/mlflow.db"
     overrides = [*SIGMOID_RUN, "logger=mlflow", f"logger.tracking_uri={uri}", f"train.feature_cache_dir={root}/f"]
     cfg = compose_config(overrides, root / "run", data_cache)
-    summary = train(cfg)
+    here = Path.cwd()
+    os.chdir(root)  # the sqlite store's default artifact root is ./mlruns: keep it out of the checkout
+    try:
+        summary = train(cfg)
+    finally:
+        os.chdir(here)
     images = sorted(Path(instantiate(cfg.data).paths["val"][0]).glob("*.png"))[:3]
     return {"root": root, "uri": uri, "summary": summary, "images": images}
 
