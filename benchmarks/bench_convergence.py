@@ -13,6 +13,10 @@ already there), then a table is printed and <out>/convergence.png drawn.
 
     python -m benchmarks convergence [--case quickstart|pretrain|both] [--arms a,b] [--seeds 0,1] [--out DIR]
     python -m benchmarks convergence --step-cost [--steps 12]   # only the cost of a step per arm (a few minutes)
+
+The arms after `combined` are issue #29's: the sigmoid class head (criterion=focal | ia_bce | mal), more Group DETR
+groups, RF-DETR's whole recipe (ia_bce, K=13, constant rate + EMA 0.993), learning-rate schedules on the
+best-guess sigmoid recipe, and two config-only softmax arms (benchmarks/convergence_arms.py, docs/convergence.md).
 """
 
 import argparse
@@ -25,20 +29,8 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-ARMS = {
-    "baseline": [],
-    "groups4": ["model.query_groups=4"],
-    "groups4_fresh": ["model.query_groups=4", "model.query_groups_init=fresh"],  # extra groups not copies of group 0
-    "iou_aware": ["criterion.class_targets=iou_aware"],
-    "one_to_many": ["model.one_to_many_queries=60", "criterion.one_to_many_k=6"],
-    "combined": [
-        "model.query_groups=4",
-        "criterion.class_targets=iou_aware",
-        "model.one_to_many_queries=60",
-        "criterion.one_to_many_k=6",
-    ],
-}
-STEP_COST_ONLY = {"groups2": ["model.query_groups=2"]}  # timed by --step-cost, not trained
+from benchmarks.convergence_arms import ARMS, STEP_COST_ONLY
+
 STEPS_PER_EPOCH = 100  # 800 training images at batch 8, both cases
 STEPS_PRETRAIN = 1000
 CASES = {
@@ -120,12 +112,12 @@ def print_table(results: list[dict]) -> None:
         unit = "step" if case == "pretrain" else "ep"
         labels = [f"{(e + 1) * STEPS_PER_EPOCH}" if case == "pretrain" else str(e) for e in epochs]
         print(f"\n{case}: val mAP50 per {'validation (steps)' if case == 'pretrain' else 'epoch'}")
-        print(f"{'arm':<13} {'seed':>4} " + " ".join(f"{unit}{label:>5}" for label in labels) + "  s/epoch")
+        print(f"{'arm':<26} {'seed':>4} " + " ".join(f"{unit}{label:>5}" for label in labels) + "  s/epoch")
         for r in rows:
             curve = {int(e): value for e, value in r["map50"].items()}
             values = " ".join(f"{curve.get(e, float('nan')):>{len(unit) + 5}.3f}" for e in epochs)
             seconds = r.get("epoch_seconds")  # missing in results kept from before it was recorded
-            print(f"{r['arm']:<13} {r['seed']:>4} {values}  {'?' if seconds is None else round(seconds)}")
+            print(f"{r['arm']:<26} {r['seed']:>4} {values}  {'?' if seconds is None else round(seconds)}")
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -138,7 +130,7 @@ def plot(results: list[dict], path: Path) -> None:
     if not cases:
         return
     figure, axes = plt.subplots(1, len(cases), figsize=(6 * len(cases), 4), squeeze=False)
-    colours = dict(zip(ARMS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    colours = {arm: plt.get_cmap("tab20")(index % 20) for index, arm in enumerate(ARMS)}  # more arms than 10
     for axis, case in zip(axes[0], cases, strict=True):
         for r in (r for r in results if r["case"] == case and "map50" in r):
             xs = [int(e) for e in r["map50"]]

@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from detr_ft.config import config_dir
+from detr_ft.model.classification import form_of_config
 from detr_ft.model.weight_layouts import load_weights
 from detr_ft.training.checkpoint_file import read
 
@@ -26,7 +27,8 @@ def build(overrides: list[str], frozen: bool):
         cfg = compose("config", overrides=["experiment=quickstart", *overrides])
     torch.manual_seed(0)
     model = instantiate(cfg.model, num_classes=CLASSES)
-    load_weights(model, read(str(cfg.train.checkpoint_path)).model_state, strict=False)
+    checkpoint = read(str(cfg.train.checkpoint_path))  # a softmax head: a sigmoid arm's is re-initialised
+    load_weights(model, checkpoint.model_state, strict=False, source_classification=form_of_config(checkpoint.config))
     criterion = instantiate(cfg.criterion, num_classes=CLASSES)
     model.freeze_backbone() if frozen else model.unfreeze_backbone()
     model.train()
@@ -71,6 +73,6 @@ def step_costs(arms: dict[str, list[str]], steps: int, json_path: Path) -> dict:
         results[phase] = {arm: {"s_per_step": m, "ratio": m / medians["baseline"]} for arm, m in medians.items()}
         print(f"\nstep cost, {phase} (median of {steps}, arms interleaved):")
         for arm, row in results[phase].items():
-            print(f"  {arm:<12} {row['s_per_step'] * 1000:7.0f} ms  x{row['ratio']:.2f}", flush=True)
+            print(f"  {arm:<26} {row['s_per_step'] * 1000:7.0f} ms  x{row['ratio']:.2f}", flush=True)
         json_path.write_text(json.dumps(results, indent=1))
     return results

@@ -29,6 +29,13 @@ def config_dir() -> Path:
     return in_checkout if in_checkout.is_dir() else PACKAGE_DIR / "conf"
 
 
+class LrSchedule(Enum):
+    """`train.lr_schedule`: the learning rate's shape over the run (detr_ft/training/lr_schedule.py)."""
+
+    step = "step"  # constant but for train.lr_drop_epochs
+    cosine = "cosine"  # x (1 + cos(pi t / T)) / 2 over the run's T optimizer steps, the drops on top
+
+
 @dataclass
 class TrainConfig:
     """The fine-tuning guide's keys (same names, same meanings) and the rest of the recipe. The four keys that
@@ -53,6 +60,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up of every group at the start of training
     lr_drop_epochs: list[int] = field(default_factory=list)  # learning rates x lr_drop_factor at these epochs
     lr_drop_factor: float = 0.1
+    lr_schedule: LrSchedule = LrSchedule.step
     gradient_clip_val: float = 0.1
     precision: str = "32"  # 32 | 16-mixed | bf16-mixed | auto (bf16-mixed where the hardware has native bf16)
     seed: int = 42

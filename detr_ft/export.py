@@ -53,9 +53,14 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"error: {error}")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if cfg.format == "onnx":
+        from detr_ft.model.onnx_export import head_form
+
+        form, _ = head_form(path)
+        logits = "[B, Q, K+1], softmax; the last is no object" if form == "softmax" else "[B, Q, K], one sigmoid each"
         print(
             "inputs: images float32 [B, 3, H, W] (normalised as predict does), mask bool [B, H, W] (True on padding); "
-            "outputs: pred_logits [B, Q, K+1], pred_boxes [B, Q, 4] (cx, cy, w, h in [0, 1])"
+            f"outputs: pred_logits {logits} (metadata detr_ft.classification={form}), pred_boxes [B, Q, 4] "
+            "(cx, cy, w, h in [0, 1])"
         )
 
 

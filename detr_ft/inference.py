@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.transforms import apply, make_eval_transforms
+from detr_ft.model.classification import form_of_head
 from detr_ft.model.weight_layouts import CheckpointError
 from detr_ft.training import checkpoint_file
 from detr_ft.training.detections import postprocess
@@ -31,6 +32,7 @@ class Detector:
         self.category_map = CategoryMap.from_dict(saved.category_map)
         self.device = _device(device)
         self.model = _build_model(config, self.category_map.num_classes, path)
+        _check_head_form(saved.model_state, self.model, path)
         try:
             self.model.load_state_dict(saved.model_state)  # exported half weights are cast to the model's dtype
         except RuntimeError as error:
@@ -46,11 +48,26 @@ class Detector:
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor) -> dict:
-        """uint8 [3, H, W] -> {scores [Q], labels [Q], boxes [Q, 4] xyxy in the image's own pixels}."""
+        """uint8 [3, H, W] -> {scores [D], labels [D], boxes [D, 4] xyxy in the image's own pixels} (D detections:
+        one per query for the softmax head, the best (query, class) pairs for the sigmoid one, detections.py)."""
         no_boxes, no_labels = torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64)
         resized, _, _ = apply(self.transforms, image, no_boxes, no_labels)
         outputs = self.model(resized[None].to(self.device))
-        return {k: v.cpu() for k, v in postprocess(outputs, [torch.tensor(image.shape[1:])])[0].items()}
+        detections = postprocess(outputs, [torch.tensor(image.shape[1:])], self.model.classification)[0]
+        return {k: v.cpu() for k, v in detections.items()}
+
+
+def _check_head_form(state: dict, model: torch.nn.Module, path: Path) -> None:
+    """The class head's row count must fit the form the stored config names (softmax K+1, sigmoid K): scores
+    computed in the wrong form would look plausible and be wrong."""
+    rows = state.get("class_head.weight")
+    found = form_of_head(len(rows), model.num_classes) if rows is not None else model.classification
+    if found != model.classification:
+        raise CheckpointError(
+            f"{path}: its class head has {len(rows)} rows for {model.num_classes} categories, which is "
+            f"{f'the {found} form' if found else 'neither form'}, but its stored config says "
+            f"model.classification={model.classification}"
+        )
 
 
 def _device(name: str) -> torch.device:

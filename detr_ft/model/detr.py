@@ -1,11 +1,12 @@
 """DETR: a CNN backbone, a transformer, and N learned object queries each predicting one
-(class, box) pair or "no object"."""
+(class, box) pair or "no object" (the class head's two forms: model/classification.py)."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from detr_ft.model.backbone import Backbone
+from detr_ft.model.classification import check_form, class_head
 from detr_ft.model.fast import MODES, apply_fast_kernels
 from detr_ft.model.position import PositionEmbeddingSine
 from detr_ft.model.query_groups import TrainingQueries, check_training_queries
@@ -31,7 +32,8 @@ class DETR(nn.Module):
     num_queries, aux_loss (also return every earlier decoder layer's predictions), fast_kernels ("auto": the
     speed paths of detr_ft.model.fast, same weights and state dict; "off": the plain PyTorch modules);
     training-only aids, off by default (model/query_groups.py): query_groups (Group DETR's K), one_to_many_queries
-    (H-DETR's block) and query_groups_init (how weights without them fill them: copy | fresh)."""
+    (H-DETR's block) and query_groups_init (how weights without them fill them: copy | fresh); classification, the
+    class head's form: softmax (K+1 logits, the paper's) or sigmoid (K logits, prior-initialised bias)."""
 
     def __init__(
         self,
@@ -44,6 +46,7 @@ class DETR(nn.Module):
         query_groups: int = 1,
         one_to_many_queries: int = 0,
         query_groups_init: str = "fresh",
+        classification: str = "softmax",
     ):
         super().__init__()
         if num_classes < 1:
@@ -56,7 +59,10 @@ class DETR(nn.Module):
         self.input_proj = nn.Conv2d(backbone.num_channels, d_model, kernel_size=1)
         self.transformer = transformer
         self.query_embed = nn.Embedding(num_queries, d_model)
-        self.class_head = nn.Linear(d_model, num_classes + 1)
+        self.classification = check_form(
+            classification, "model.classification (which follows criterion.classification)"
+        )
+        self.class_head = class_head(d_model, num_classes, classification)
         self.box_head = BoxHead(d_model)
         self.num_classes = num_classes
         self.num_queries = num_queries
@@ -71,8 +77,8 @@ class DETR(nn.Module):
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
         """images [B, 3, H, W] (padded), mask [B, H, W] True on padding (None: no padding) ->
-        pred_logits [B, Q, K+1], pred_boxes [B, Q, 4] (cx, cy, w, h in [0, 1] of the unpadded image),
-        aux_outputs: one such dict per earlier decoder layer (when aux_loss)."""
+        pred_logits [B, Q, K+1] (softmax) or [B, Q, K] (sigmoid), pred_boxes [B, Q, 4] (cx, cy, w, h in [0, 1] of
+        the unpadded image), aux_outputs: one such dict per earlier decoder layer (when aux_loss)."""
         if mask is None:
             mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
         return self.forward_from_features(*self.backbone(images, mask))
@@ -89,7 +95,7 @@ class DETR(nn.Module):
         # up to 2 px at 512 px, and the heads cost little.
         with torch.autocast(decoded.device.type, enabled=False):
             decoded = decoded.to(self.class_head.weight.dtype)
-            logits = self.class_head(decoded)  # [L, B, Q, K+1]
+            logits = self.class_head(decoded)  # [L, B, Q, K+1] or [L, B, Q, K]
             boxes = self.box_head(decoded).sigmoid()
         if blocks is not None:
             return self.training_queries.split_outputs(logits, boxes, self.aux_loss)

@@ -1,5 +1,7 @@
 """Hungarian matching of predictions to targets, as the DETR paper: each target gets the query that
-minimises cost_class * (-p(class)) + cost_bbox * L1 + cost_giou * (-GIoU).
+minimises cost_class * (-p(class)) + cost_bbox * L1 + cost_giou * (-GIoU). With the sigmoid class head
+(model/classification.py) the class cost takes the focal form instead (model/sigmoid_losses.py), as Deformable
+DETR, RF-DETR and DEIM match.
 
 The costs of every decoder layer and every image are one batched computation on the device ([L, B, Q, N], the
 targets padded to the batch's most boxes N), copied to the host once; only the assignments (scipy) run per image.
@@ -13,6 +15,8 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from detr_ft.model.boxes import cxcywh_to_xyxy, generalized_box_iou
+from detr_ft.model.classification import check_form
+from detr_ft.model.sigmoid_losses import focal_class_cost
 
 Matches = list[tuple[torch.Tensor, torch.Tensor]]
 Assignments = list[list[tuple[np.ndarray, np.ndarray]]]  # per layer, per image: (query indices, target indices)
@@ -55,15 +59,22 @@ class PaddedTargets:
 
 
 class HungarianMatcher(nn.Module):
-    def __init__(self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0):
+    """Args: the weights of the class, L1 and GIoU costs, and the class head's form (softmax: -p(class); sigmoid:
+    the focal cost)."""
+
+    def __init__(
+        self, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_giou: float = 2.0, classification: str = "softmax"
+    ):
         super().__init__()
         if cost_class == 0 and cost_bbox == 0 and cost_giou == 0:
             raise ValueError("the matcher needs at least one non-zero cost")
         self.cost_class, self.cost_bbox, self.cost_giou = cost_class, cost_bbox, cost_giou
+        self.classification = check_form(classification, "criterion.matcher.classification")
 
     def forward(self, outputs: dict, targets: list[dict]) -> Matches:
-        """outputs: pred_logits [B, Q, K+1], pred_boxes [B, Q, 4]; targets: per image `labels` [N_i],
-        `boxes` [N_i, 4] (cxcywh). Returns per image (query indices, target indices), int64, len min(Q, N_i)."""
+        """outputs: pred_logits [B, Q, K+1] (softmax) or [B, Q, K] (sigmoid), pred_boxes [B, Q, 4]; targets: per
+        image `labels` [N_i], `boxes` [N_i, 4] (cxcywh). Returns per image (query indices, target indices), int64,
+        len min(Q, N_i)."""
         return self.match_layers([outputs], targets)[0]
 
     @torch.no_grad()
@@ -78,8 +89,8 @@ class HungarianMatcher(nn.Module):
 
     @torch.no_grad()
     def assign(self, logits: torch.Tensor, boxes: torch.Tensor, targets: PaddedTargets) -> Assignments:
-        """logits [L, B, Q, K+1], boxes [L, B, Q, 4] (L layers of B images) -> per layer, per image the host
-        arrays (query indices, target indices), int64.
+        """logits [L, B, Q, K+1] or [L, B, Q, K] (sigmoid), boxes [L, B, Q, 4] (L layers of B images) -> per
+        layer, per image the host arrays (query indices, target indices), int64.
 
         Costs are computed in fp32 even under autocast (bf16 would round nearby costs together and change the
         assignment), then copied to the host at once: one device-to-host transfer per training step. Non-finite
@@ -92,8 +103,7 @@ class HungarianMatcher(nn.Module):
             empty = np.zeros(0, dtype=np.int64)
             return [[(empty, empty)] * images for _ in range(layers)]
         with torch.autocast(logits.device.type, enabled=False):
-            probs = logits.float().softmax(-1)
-            cost = self._cost(probs, boxes.float(), targets.labels, targets.boxes)
+            cost = self._cost(logits.float(), boxes.float(), targets.labels, targets.boxes)
         host = cost.cpu().numpy()  # [L, B, Q, N]
         if not np.isfinite(host).all():  # padding costs are finite: only a prediction can make this fail
             raise NonFinitePredictions("the model's predictions (class logits or boxes) are not finite (NaN or inf)")
@@ -102,13 +112,16 @@ class HungarianMatcher(nn.Module):
             for layer in range(layers)
         ]
 
-    def _cost(self, probs, pred_boxes, labels, boxes) -> torch.Tensor:
-        """probs [L, B, Q, K+1], pred_boxes [L, B, Q, 4], labels [B, N], boxes [B, N, 4] -> cost [L, B, Q, N]."""
-        index = labels[None, :, None, :].expand(*probs.shape[:3], labels.shape[-1])
-        # -p(class) rather than -log p: same scale as the box costs, which made matching stabler in the paper.
-        class_probs = probs.gather(-1, index)
-        cost = -self.cost_class * class_probs
-        cost = cost + self.cost_bbox * torch.cdist(pred_boxes, boxes[None].expand(len(probs), -1, -1, -1), p=1)
+    def _cost(self, logits, pred_boxes, labels, boxes) -> torch.Tensor:
+        """logits [L, B, Q, C], pred_boxes [L, B, Q, 4], labels [B, N], boxes [B, N, 4] -> cost [L, B, Q, N]."""
+        index = labels[None, :, None, :].expand(*logits.shape[:3], labels.shape[-1])
+        if self.classification == "sigmoid":
+            cost = self.cost_class * focal_class_cost(logits.gather(-1, index))  # elementwise: gathered first
+        else:
+            # -p(class) rather than -log p: same scale as the box costs, which made matching stabler in the paper.
+            class_probs = logits.softmax(-1).gather(-1, index)
+            cost = -self.cost_class * class_probs
+        cost = cost + self.cost_bbox * torch.cdist(pred_boxes, boxes[None].expand(len(logits), -1, -1, -1), p=1)
         giou = generalized_box_iou(cxcywh_to_xyxy(pred_boxes), cxcywh_to_xyxy(boxes)[None], validate=False)
         cost = cost - self.cost_giou * giou
         return cost

@@ -1,7 +1,9 @@
 """DETR as an ONNX graph: `images` [B, 3, H, W] (normalised as for the PyTorch model) and `mask` [B, H, W]
-(bool, True on padding) in; `pred_logits` [B, Q, K+1] and `pred_boxes` [B, Q, 4] (cx, cy, w, h in [0, 1] of
-the unpadded image) out. Batch size, height and width stay dynamic: the position encoding and the backbone's
-padding handling are computed from the mask inside the graph, so any size gives the PyTorch model's answer.
+(bool, True on padding) in; `pred_logits` [B, Q, K+1] (softmax head) or [B, Q, K] (sigmoid head) and
+`pred_boxes` [B, Q, 4] (cx, cy, w, h in [0, 1] of the unpadded image) out. Batch size, height and width stay
+dynamic: the position encoding and the backbone's padding handling are computed from the mask inside the
+graph, so any size gives the PyTorch model's answer. The file's metadata says how to read the logits
+(`detr_ft.classification`: softmax | sigmoid, `detr_ft.num_classes`: K; `head_form(path)` reads them back).
 
 Written with torch.onnx's torch.export-based exporter (the default since torch 2.9; the TorchScript one is
 deprecated), which needs the `onnx` and `onnxscript` packages (`pip install 'detr_ft[onnx]'`).
@@ -14,6 +16,7 @@ from torch import nn
 
 INPUTS = ("images", "mask")
 OUTPUTS = ("pred_logits", "pred_boxes")
+FORM_KEY, CLASSES_KEY = "detr_ft.classification", "detr_ft.num_classes"  # the graph's metadata
 
 
 class DetectionOutputs(nn.Module):
@@ -45,5 +48,16 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int = 800, opset
             dynamic_shapes=dynamic,
             opset_version=opset,
         )
+    program.model.metadata_props[FORM_KEY] = model.classification  # whoever reads the logits must know the form
+    program.model.metadata_props[CLASSES_KEY] = str(model.num_classes)
     program.save(str(path))
     return Path(path)
+
+
+def head_form(path: str | Path) -> tuple[str, int | None]:
+    """(classification, num_classes) an exported graph records; files from before the sigmoid head: softmax."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    classes = props.get(CLASSES_KEY)
+    return props.get(FORM_KEY, "softmax"), int(classes) if classes is not None else None

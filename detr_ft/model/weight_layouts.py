@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from detr_ft.model.checkpoint_signature import not_a_checkpoint, pickled_code
+from detr_ft.model.classification import CLASS_HEAD, fit_class_head
 from detr_ft.model.query_groups import fit_training_queries
 
-CLASS_HEAD = ("class_head.weight", "class_head.bias")
 QUERIES = "query_embed.weight"  # [num_queries, d_model]: one learned embedding per object query
 
 
@@ -33,13 +33,14 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     reinitialized: list[str] = field(default_factory=list)
+    form_change: str | None = None  # "softmax -> sigmoid" when the class head's form changed (it is re-initialised)
     queries: str | None = None  # how the query embeddings were fitted when the query counts differ
     training_queries: str | None = None  # how training-only queries absent from the weights were filled
 
     def summary(self) -> str:
         text = f"{self.source_format} checkpoint: {len(self.loaded)} tensors loaded"
         if self.reinitialized:
-            text += f", re-initialised (class count differs): {self.reinitialized}"
+            text += f", re-initialised ({self.form_change or 'class count differs'}): {self.reinitialized}"
         for note in (self.queries, self.training_queries and f"training-only queries: {self.training_queries}"):
             text += f", {note}" if note else ""
         if self.missing:
@@ -199,13 +200,15 @@ def load_weights(
     class_ids: list[int] | None = None,
     strict: bool = True,
     source: str | None = None,
+    source_classification: str | None = None,
 ) -> LoadReport:
     """Load `weights` (a state dict in any supported layout, or the path of a plain weights file) into `model`
     and report what was loaded, missing, unexpected and re-initialised. `source` names the weights in errors.
 
-    class_ids: class_ids[label] = row of the source class head to use for that label (the no-object row
-    is always the last); e.g. the official 92-row head, indexed by COCO category id, for a contiguous
-    label set. Without it, a class head of another size is re-initialised.
+    class_ids: class_ids[label] = row of the source class head to use for that label (a softmax head's
+    no-object row, the last, is always kept); e.g. the official 92-row head, indexed by COCO category id, for a
+    contiguous label set. Without it, a class head of another size is re-initialised, as is one of another form
+    (source_classification: softmax | sigmoid, model/classification.py's fit_class_head).
     """
     if isinstance(weights, str | Path):
         source = source or str(weights)
@@ -216,10 +219,8 @@ def load_weights(
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     target = model.state_dict()
     report = LoadReport(source_format)
-    if class_ids is not None and "class_head.weight" in state:
-        rows = torch.as_tensor([*class_ids, state["class_head.weight"].shape[0] - 1])
-        for key in CLASS_HEAD:
-            state[key] = state[key][rows]
+    dropped, report.form_change = fit_class_head(state, class_ids, source_classification, source_format, model)
+    report.reinitialized = [key for key in dropped if key in target]
     for key in CLASS_HEAD:
         if key in state and key in target and state[key].shape != target[key].shape:
             del state[key]

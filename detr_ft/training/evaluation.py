@@ -57,9 +57,10 @@ class DetectionEvaluator:
     `evaluate(coco_gt)` gathers all ranks' and scores them. `results` (after evaluate: every rank's) is
     what the detections JSON holds."""
 
-    def __init__(self, category_map, backend: str = "auto"):
+    def __init__(self, category_map, backend: str = "auto", classification: str = "softmax"):
         self.category_map = category_map
         self.backend = resolve_backend(backend)
+        self.classification = classification  # the model's class head form: how logits become scores
         self._batches: list[torch.Tensor] = []
 
     def reset(self) -> None:
@@ -75,9 +76,9 @@ class DetectionEvaluator:
         return unpack_results(self.rows)
 
     def update(self, outputs: dict, targets: list[dict]) -> None:
-        """outputs: the model's (pred_logits [B, Q, K+1], pred_boxes [B, Q, 4]); targets: with `orig_size`
-        (h, w) and `image_id`, so the results are in original pixels and the file's ids."""
-        predictions = postprocess(outputs, [t["orig_size"] for t in targets])
+        """outputs: the model's (pred_logits [B, Q, K+1] or [B, Q, K], pred_boxes [B, Q, 4]); targets: with
+        `orig_size` (h, w) and `image_id`, so the results are in original pixels and the file's ids."""
+        predictions = postprocess(outputs, [t["orig_size"] for t in targets], self.classification)
         image_ids = [int(t["image_id"]) for t in targets]
         self._batches.append(pack_results(to_coco_results(predictions, image_ids, self.category_map)))
 
@@ -130,7 +131,8 @@ class CocoEvaluation(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.coco_gt = trainer.datamodule.val_dataset.coco
-        self.evaluator = DetectionEvaluator(trainer.datamodule.category_map, self.backend)
+        form = pl_module.model.classification
+        self.evaluator = DetectionEvaluator(trainer.datamodule.category_map, self.backend, form)
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self.evaluator.reset()

@@ -9,6 +9,7 @@ import torch
 
 from detr_ft import tracking
 from detr_ft.model import published_weights
+from detr_ft.model.classification import form_of_config, form_of_head
 from detr_ft.model.weight_layouts import CheckpointError, LoadReport, load_weights
 from detr_ft.training import checkpoint_file
 
@@ -59,7 +60,7 @@ def starting_points(
 
 def load_starting_weights(model: torch.nn.Module, path: Path | None, class_names: list[str]) -> dict[str, str]:
     """Load `path`'s weights into `model` when there is one; returns the run's tags that say what was loaded
-    (weights_from, class_head, query_embeddings, query_groups_init)."""
+    (weights_from, class_head, class_head_form when the head's form changed, query_embeddings, query_groups_init)."""
     if path is None:
         return {}
     report = load_initial_weights(model, path, class_names)
@@ -67,13 +68,31 @@ def load_starting_weights(model: torch.nn.Module, path: Path | None, class_names
     return {
         "weights_from": str(path),
         "class_head": "re-initialised" if report.reinitialized else "loaded",
+        **({"class_head_form": report.form_change} if report.form_change else {}),
         **({"query_embeddings": report.queries} if report.queries else {}),
         **({"query_groups_init": report.training_queries} if report.training_queries else {}),
     }
 
 
 def load_initial_weights(model: torch.nn.Module, path: Path, class_names: list[str]) -> LoadReport:
-    """Load fine-tuning weights into `model` (the file is read once); returns what was loaded, for the log."""
+    """Load fine-tuning weights into `model` (the file is read once); returns what was loaded, for the log. A class
+    head of the other form (softmax or sigmoid, model/classification.py) is re-initialised, and the report says so."""
     checkpoint = checkpoint_file.read(path)
     class_ids = _class_rows_by_name(checkpoint, class_names)
-    return load_weights(model, checkpoint.model_state, class_ids=class_ids, source=str(path))
+    form = _head_form(checkpoint)
+    return load_weights(model, checkpoint.model_state, class_ids, source=str(path), source_classification=form)
+
+
+def _head_form(checkpoint: checkpoint_file.Checkpoint) -> str:
+    """The class head form of the checkpoint's weights: official and Hugging Face ones are softmax; ours, as its
+    stored config says, checked against its head's rows for its class count."""
+    if checkpoint.source_format != "detr_ft":
+        return "softmax"
+    form = form_of_config(checkpoint.config)
+    head, names = checkpoint.model_state.get("class_head.weight"), checkpoint.class_names
+    if head is not None and names and form_of_head(len(head), len(names)) != form:
+        raise CheckpointError(
+            f"train.checkpoint_path: {checkpoint.path}'s class head has {len(head)} rows for {len(names)} classes, "
+            f"which does not fit the model.classification={form} its stored config names"
+        )
+    return form

@@ -7,6 +7,8 @@
   objects per image is normal; queries that never match never learn to predict objects.
 - `matching/no_object_prob`: mean "no object" probability the model gives to the queries matched to objects. It
   should fall towards 0; stuck near 1, the model predicts background everywhere (a run that is not learning).
+  The sigmoid class head has no no-object class: its analogue is 1 - the query's best class probability (the
+  complement of the score its detection gets), which likewise falls towards 0 as matched queries learn to fire.
 """
 
 import pytorch_lightning as pl
@@ -52,13 +54,17 @@ class MatchTracker:
         return figures
 
 
-def no_object_probability_sum(logits: torch.Tensor, matches) -> torch.Tensor:
-    """logits [B, Q, K+1] of the main output; matches per image (query indices, target indices) -> the summed
-    softmax probability of the last class ("no object") over the matched queries, left on the device."""
+def no_object_probability_sum(logits: torch.Tensor, matches, classification: str = "softmax") -> torch.Tensor:
+    """logits [B, Q, K+1] (softmax) or [B, Q, K] (sigmoid) of the main output; matches per image (query indices,
+    target indices) -> the summed "no object" probability of the matched queries, left on the device: softmax,
+    that of the last class; sigmoid, 1 - the best class's probability."""
     queries = logits.shape[1]
     flat = [torch.as_tensor(q) + image * queries for image, (q, _) in enumerate(matches)]
     index = torch.cat(flat).to(logits.device) if flat else torch.zeros(0, dtype=torch.long, device=logits.device)
-    return logits.detach().flatten(0, 1)[index].float().softmax(-1)[:, -1].sum()
+    matched = logits.detach().flatten(0, 1)[index].float()
+    if classification == "sigmoid":
+        return (1 - matched.sigmoid().amax(-1)).sum()
+    return matched.softmax(-1)[:, -1].sum()
 
 
 class MatchingHealth(pl.Callback):
@@ -83,7 +89,8 @@ class MatchingHealth(pl.Callback):
         if self.tracker is None or matches is None or logits is None or len(matches) != len(targets):
             return  # nothing matched yet, or a criterion that keeps no per-image matches
         image_ids = torch.stack([target["image_id"] for target in targets])
-        self.pending.append((image_ids, matches, no_object_probability_sum(logits, matches)))
+        no_object = no_object_probability_sum(logits, matches, pl_module.model.classification)
+        self.pending.append((image_ids, matches, no_object))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.tracker is None:

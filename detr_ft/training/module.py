@@ -76,11 +76,13 @@ class DetrModule(pl.LightningModule):
         if self._trainer is None:
             return
         trainable = set(self.model.backbone.unfrozen_stages)
+        # The run's optimizer steps (train.epochs' worth), for a cosine schedule: the same on resume.
+        total = self.trainer.estimated_stepping_batches if self.schedule.needs_total_steps else None
         for group in self.optimizers().param_groups:
             if group["name"] != HEAD_GROUP and group["name"] not in trainable:
                 group["lr"] = 0.0
                 continue
-            factor = self.schedule.factor(self.global_step, self.current_epoch, group.get("unfreeze_step"))
+            factor = self.schedule.factor(self.global_step, self.current_epoch, group.get("unfreeze_step"), total)
             group["lr"] = group["base_lr"] * factor
 
     def configure_optimizers(self):

@@ -143,7 +143,7 @@ class PredictionPictures(pl.Callback):
         if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero or self.failed:
             return
         images, _, targets = batch
-        predictions = postprocess(outputs, [t["size"] for t in targets])
+        predictions = postprocess(outputs, [t["size"] for t in targets], pl_module.model.classification)
         picture = prediction_grid(images, predictions, targets, trainer.datamodule.class_names)
         path = self.folder / f"epoch_{trainer.current_epoch:03d}.png"
         try:
