@@ -43,7 +43,13 @@ CASES = {
 }
 COMMON = ["logger=none", "callbacks.prediction_pictures=null"]
 EPOCHS = {"quickstart": 20, "pretrain": STEPS_PRETRAIN // STEPS_PER_EPOCH}
-VALIDATIONS = {"quickstart": 20, "pretrain": STEPS_PRETRAIN // STEPS_PER_EPOCH // 2}  # a finished run's count
+EVERY = {"quickstart": 1, "pretrain": 2}  # epochs between validations
+
+
+def arm_epochs(case: str, arm: str) -> int:
+    """The case's epochs, or the arm's own `train.epochs=` (the short-schedule arms)."""
+    own = [int(o.split("=", 1)[1]) for o in ARMS.get(arm, []) if o.startswith("train.epochs=")]
+    return own[-1] if own else EPOCHS[case]
 
 
 def arm_command(case: str, arm: str, seed: int, run_dir: Path, backbone: Path | None) -> list[str]:
@@ -76,7 +82,8 @@ def run_arm(case: str, arm: str, seed: int, out: Path, backbone: Path | None) ->
     print(f"[convergence] {case} {arm} seed {seed}: {' '.join(command[1:])}", flush=True)
     start = time.perf_counter()
     code = 0
-    finished = (run_dir / "evaluation" / "per_class_ap.csv").is_file() and len(read_curve(run_dir)) == VALIDATIONS[case]
+    validations = arm_epochs(case, arm) // EVERY[case]  # a finished run's count
+    finished = (run_dir / "evaluation" / "per_class_ap.csv").is_file() and len(read_curve(run_dir)) == validations
     if not finished:  # else: a run this benchmark did not record (started by hand, or the JSON was lost)
         with open(out / case / f"{arm}_seed{seed}.log", "w") as log:
             code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
@@ -89,7 +96,7 @@ def run_arm(case: str, arm: str, seed: int, out: Path, backbone: Path | None) ->
         "seed": seed,
         "overrides": ARMS[arm],
         "map50": read_curve(run_dir),
-        "epoch_seconds": read_epoch_seconds(run_dir, EPOCHS[case]),
+        "epoch_seconds": read_epoch_seconds(run_dir, arm_epochs(case, arm)),
         "seconds": round(seconds),
     }
 
