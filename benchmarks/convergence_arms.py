@@ -11,6 +11,7 @@ WARMUP = ["train.warmup_steps=100"]  # one epoch of the quickstart (100 steps)
 SCHEDULE_BASE = ["criterion=mal"]
 ARMS = {
     "baseline": [],  # experiment=quickstart as it is: the softmax head, Group DETR K=4, drop at epoch 16
+    "paper_recipe": ["model.query_groups=1"],  # the quickstart before Group DETR: the paper's softmax recipe
     "groups4": ["model.query_groups=4"],
     "groups4_fresh": ["model.query_groups=4", "model.query_groups_init=fresh"],  # extra groups not copies of group 0
     "iou_aware": ["criterion.class_targets=iou_aware"],
@@ -51,6 +52,8 @@ ARMS = {
     "softmax_12ep": SHORT_12,  # today's head on the short schedule, for comparison
     # Config-only softmax arms: a lower no-object weight, more queries.
     "softmax_eos005": ["criterion.eos_coef=0.05"],
+    "softmax_groups8": ["model.query_groups=8"],
+    "softmax_constant_ema": CONSTANT_EMA,
     "queries30": ["model.num_queries=30"],
 }
 STEP_COST_ONLY = {  # timed by --step-cost, not trained (baseline: K=4)
