@@ -46,6 +46,8 @@ ARMS = {
     "mal_10ep": ["criterion=mal", "train.epochs=10", "train.lr_drop_epochs=[7]"],
     "mal_12ep_lr4e4": ["criterion=mal", *SHORT_12, "train.learning_rate=4e-4"],
     "mal_12ep_lr4e4_constant_ema": ["criterion=mal", "train.epochs=12", "train.learning_rate=4e-4", *CONSTANT_EMA],
+    "mal_12ep_lr6e4": ["criterion=mal", *SHORT_12, "train.learning_rate=6e-4"],
+    "mal_13ep_lr4e4": ["criterion=mal", "train.epochs=13", "train.lr_drop_epochs=[10]", "train.learning_rate=4e-4"],
     "mal_13ep_lr4e4_constant_ema": ["criterion=mal", "train.epochs=13", "train.learning_rate=4e-4", *CONSTANT_EMA],
     "mal_14ep_lr4e4_constant_ema": ["criterion=mal", "train.epochs=14", "train.learning_rate=4e-4", *CONSTANT_EMA],
     "mal_12ep_frozen": ["criterion=mal", *SHORT_12, "finetune_strategy=frozen"],  # cheaper steps, fixed backbone
