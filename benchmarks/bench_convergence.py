@@ -137,7 +137,9 @@ def plot(results: list[dict], path: Path) -> None:
     if not cases:
         return
     figure, axes = plt.subplots(1, len(cases), figsize=(6 * len(cases), 4), squeeze=False)
-    colours = {arm: plt.get_cmap("tab20")(index % 20) for index, arm in enumerate(ARMS)}  # more arms than 10
+    shown = list(dict.fromkeys(r["arm"] for r in results if "map50" in r))  # colours apart for the arms drawn
+    palette = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
+    colours = {arm: palette(index % palette.N) for index, arm in enumerate(shown)}
     for axis, case in zip(axes[0], cases, strict=True):
         for r in (r for r in results if r["case"] == case and "map50" in r):
             xs = [int(e) for e in r["map50"]]
