@@ -15,13 +15,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft import run_lock
-from detr_ft.command_line import hydra_app
+from detr_ft.config.command_line import hydra_app
+from detr_ft.training.guards import run_lock
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from detr_ft.training.summary import RunSummary
+    from detr_ft.training.reports.summary import RunSummary
 
 
 def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSummary:
@@ -35,12 +35,13 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     import pytorch_lightning as pl
 
     from detr_ft import tracking
-    from detr_ft.config_checks import check_config
-    from detr_ft.training.checkpoint_file import mlflow_run_to_continue
-    from detr_ft.training.initial_weights import load_starting_weights, starting_points
-    from detr_ft.training.run_folder import refuse_to_overwrite
-    from detr_ft.training.signals import Interruption
-    from detr_ft.training.summary import RunSummary, print_summary
+    from detr_ft.checkpoints.checkpoint_file import mlflow_run_to_continue
+    from detr_ft.checkpoints.initial_weights import load_starting_weights, starting_points
+    from detr_ft.config.value_checks import check_config
+    from detr_ft.inference.model_logging import log_run_model
+    from detr_ft.training.guards.run_folder import refuse_to_overwrite
+    from detr_ft.training.guards.signals import Interruption
+    from detr_ft.training.reports.summary import RunSummary, print_summary
 
     run_name, sweep_tags = tracking.job_identity(cfg)
     tags = {
@@ -94,7 +95,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
             uploads.append(Path(summary.best_checkpoint))
         tracking.log_run_end(logger, summary.tags(), uploads)
-        tracking.log_run_model(logger, summary, cfg.logger, in_sweep="sweep" in sweep_tags)  # runs:/<id>/model
+        log_run_model(logger, summary, cfg.logger, in_sweep="sweep" in sweep_tags)  # runs:/<id>/model
         if cfg.train.resume_from:
             tracking.after_resumed_job(logger)
         print_summary(summary)

@@ -15,8 +15,6 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detr_ft.model.weight_layouts import read_weights_file
-
 log = logging.getLogger(__name__)
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -116,6 +114,8 @@ class Backbone(nn.Module):
             path = Path(weights).expanduser()
             if not path.is_file():
                 raise FileNotFoundError(f"model.backbone.weights: {path} is not a file (or use imagenet / null)")
+            from detr_ft.checkpoints.weight_layouts import read_weights_file  # (layer fixed next commit)
+
             state = read_weights_file(path)
         state = {
             k: v

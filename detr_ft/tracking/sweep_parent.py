@@ -21,7 +21,8 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from detr_ft.tracking import comparison, model_logging, store
+from detr_ft.inference import model_logging
+from detr_ft.tracking import comparison, store
 from detr_ft.tracking.lookup import child_runs
 from detr_ft.tracking.names import SWEEP_FILE, read_record, sweep_record, swept_keys, write_record
 from detr_ft.tracking.recording import git_commit

@@ -34,15 +34,15 @@ def test_an_impossible_train_value_stops_before_any_data_is_read_naming_the_key(
 
 
 def test_a_value_that_is_not_a_number_is_refused():
-    from detr_ft.config import TrainConfig
-    from detr_ft.config_checks import check_train_values
+    from detr_ft.config.schema import TrainConfig
+    from detr_ft.config.value_checks import check_train_values
 
     with pytest.raises(ValueError, match="train.learning_rate must be >= 0 .*got nan"):
         check_train_values(TrainConfig(learning_rate=float("nan")))
 
 
 def test_the_guides_values_pass(tiny_cfg):
-    from detr_ft.config_checks import check_train_values
+    from detr_ft.config.value_checks import check_train_values
 
     check_train_values(
         tiny_cfg("train.backbone_learning_rate=0", "train.weight_decay=0", "train.gradient_clip_val=0").train

@@ -14,10 +14,10 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from detr_ft import tracking
-from detr_ft.image_predictions import predict
-from detr_ft.tracking import model_logging
+from detr_ft.checkpoints import checkpoint_file
+from detr_ft.inference import model_logging
+from detr_ft.inference.image_folder import predict
 from detr_ft.train import train
-from detr_ft.training import checkpoint_file
 from tests.conftest import compose_config, mlflow_store, run_app_with_mlflow, run_cli, sweep_runs
 
 NAME = "detr-test"

@@ -96,7 +96,7 @@ class EpochDetections(pl.Callback):
         self.per_epoch: list[list[dict]] = []
 
     def on_validation_end(self, trainer, pl_module):
-        from detr_ft.training.evaluation import CocoEvaluation
+        from detr_ft.training.evaluation.coco_evaluation import CocoEvaluation
 
         evaluation = next(c for c in trainer.callbacks if isinstance(c, CocoEvaluation))
         self.per_epoch.append([dict(r) for r in evaluation.evaluator.results])
