@@ -35,8 +35,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     import pytorch_lightning as pl
 
     from detr_ft import tracking
-    from detr_ft.checkpoints.checkpoint_file import mlflow_run_to_continue
+    from detr_ft.checkpoints.checkpoint_file import ResumePoint
     from detr_ft.checkpoints.initial_weights import load_starting_weights, starting_points
+    from detr_ft.checkpoints.lightning_io import resume_path
     from detr_ft.config.value_checks import check_config
     from detr_ft.inference.model_logging import log_run_model
     from detr_ft.training.guards.run_folder import refuse_to_overwrite
@@ -55,7 +56,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         "run_dir": str(cfg.run_dir),
         **sweep_tags,
     }
-    resume_run_id = mlflow_run_to_continue(cfg.train.resume_from, cfg.logger.tracking_uri)
+    resume = ResumePoint.read(cfg.train.resume_from)  # the one read of the resume checkpoint
+    resume_run_id = resume.mlflow_run_id(cfg.logger.tracking_uri)
     logger = instantiate(cfg.logger, run_name=cfg.logger.run_name or run_name, tags=tags, resume_run_id=resume_run_id)
     with _failure_recorded(logger), run_lock.holding(cfg.run_dir):  # one run per folder at a time
         check_config(cfg)
@@ -65,9 +67,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         config = OmegaConf.to_container(cfg, resolve=True)
         if logger is not None:
             logger.log_hyperparams(config)
-        weights_path, resume_path = starting_points(
-            cfg.train.checkpoint_path, cfg.train.resume_from, cfg.logger.tracking_uri
-        )  # before data is read
+        weights_path, resumed = starting_points(cfg.train.checkpoint_path, resume, cfg.logger.tracking_uri)
 
         datamodule = instantiate(cfg.data)
         tracking.log_dataset_inputs(logger, str(cfg.data.get("name", "unknown")), getattr(datamodule, "paths", {}))
@@ -85,7 +85,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         summarise = lambda: RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)  # noqa: E731
         with interruption.exits_honestly(logger, summarise):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(trainer, resumed))
 
         summary = summarise()
         if not trainer.is_global_zero:  # under DDP the first process writes, logs and prints for all

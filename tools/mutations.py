@@ -443,7 +443,7 @@ MUTATIONS = [
         "a file that is no checkpoint is named so, not refused as pickled code",
         ("tests/checkpoints/test_not_a_checkpoint.py",),
     ),
-    # ---- training-only aids (model/query_groups.py, model/loss/training_losses.py, model/loss/iou_aware.py) ----------------
+    # ---- training-only aids (model/query_groups.py, model/loss/training_losses.py, model/loss/iou_aware.py) ----
     Mutation(
         "query_groups_see_each_other",
         "detr_ft/model/query_groups.py",

@@ -38,6 +38,7 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     metadata: dict[str, Any] = field(default_factory=dict)
     resumable: bool = False  # holds the optimizer and loop state of a training run
+    contents: dict[str, Any] | None = field(default=None, repr=False)  # the file as read: what a resume hands on
 
     @property
     def config_yaml(self) -> str | None:
@@ -100,7 +101,7 @@ def read(path: str | Path) -> Checkpoint:
         if EMA in contents:  # the run averaged its weights: those are the model (frozen parts stay the raw ones)
             state |= contents[EMA]["weights"]
             metadata["weights"] = "ema"
-        return Checkpoint(path, "detr_ft", state, metadata, resumable)
+        return Checkpoint(path, "detr_ft", state, metadata, resumable, contents)
     try:
         source_format, state = to_our_state_dict(contents)
     except CheckpointError as error:
@@ -124,36 +125,53 @@ def in_run_folder(path: str | Path, which: str) -> Path:
     return found[0]
 
 
-def check_resumable(path: str | Path) -> Path:
-    """`train.resume_from` (a file, or a run folder: its last.ckpt) must be a detr_ft training checkpoint
-    (optimizer, epoch, strategy state)."""
+def read_resumable(path: str | Path) -> Checkpoint:
+    """`train.resume_from` (a file, or a run folder: its last.ckpt) read; it must be a detr_ft training
+    checkpoint (optimizer, epoch, strategy state)."""
     checkpoint = read(in_run_folder(path, "last"))
     if not checkpoint.resumable:
         raise CheckpointError(
             f"train.resume_from: {checkpoint.path} is not a detr_ft training checkpoint (no optimizer/epoch state). "
             "To start from its weights with a fresh optimizer, use train.checkpoint_path instead."
         )
-    return checkpoint.path
+    return checkpoint
 
 
-def mlflow_run_to_continue(resume_from: str | None, tracking_uri: str) -> str | None:
-    """The MLflow run that `train.resume_from`'s checkpoint recorded, when it lives in the store `tracking_uri`."""
-    if not resume_from:
+@dataclass
+class ResumePoint:
+    """`train.resume_from` read once, before the MLflow run starts (the run it recorded is the one to continue).
+    A file that cannot be resumed raises in `checked()`, inside the run, so the run is recorded FAILED."""
+
+    checkpoint: Checkpoint | None = None
+    error: Exception | None = None
+
+    @classmethod
+    def read(cls, resume_from: str | None) -> "ResumePoint":
+        if not resume_from:
+            return cls()
+        try:
+            return cls(read_resumable(resume_from))
+        except Exception as error:  # raised again by checked(), once the run can record it
+            return cls(error=error)
+
+    def checked(self) -> Checkpoint | None:
+        if self.error is not None:
+            raise self.error
+        return self.checkpoint
+
+    def mlflow_run_id(self, tracking_uri: str) -> str | None:
+        """The MLflow run the checkpoint recorded, when it lives in the store `tracking_uri`."""
+        recorded = self.checkpoint.mlflow_run if self.checkpoint else None
+        if recorded and recorded["tracking_uri"] == tracking_uri:
+            return recorded["run_id"]
+        if recorded:
+            log.warning(
+                "train.resume_from's MLflow run %s is in %s, not in logger.tracking_uri=%s: logging to a new run",
+                recorded["run_id"],
+                recorded["tracking_uri"],
+                tracking_uri,
+            )
         return None
-    try:
-        recorded = read(in_run_folder(resume_from, "last")).mlflow_run
-    except Exception:
-        return None  # a bad path fails when the run checks its starting points, recorded as a FAILED run
-    if recorded and recorded["tracking_uri"] == tracking_uri:
-        return recorded["run_id"]
-    if recorded:
-        log.warning(
-            "train.resume_from's MLflow run %s is in %s, not in logger.tracking_uri=%s: logging to a new run",
-            recorded["run_id"],
-            recorded["tracking_uri"],
-            tracking_uri,
-        )
-    return None
 
 
 def save_atomically(contents: Any, path: str | Path) -> Path:

@@ -46,12 +46,12 @@ def _class_rows_by_name(checkpoint: checkpoint_file.Checkpoint, target_names: li
 
 
 def starting_points(
-    checkpoint_path: str | None, resume_from: str | None, tracking_uri: str
-) -> tuple[Path | None, Path | None]:
-    """(weights to fine-tune from, checkpoint to resume) from `train.checkpoint_path` / `train.resume_from`,
-    checked before any data is read."""
-    if resume_from:
-        return None, checkpoint_file.check_resumable(resume_from)
+    checkpoint_path: str | None, resume: checkpoint_file.ResumePoint, tracking_uri: str
+) -> tuple[Path | None, checkpoint_file.Checkpoint | None]:
+    """(weights to fine-tune from, checkpoint to resume, already read) from `train.checkpoint_path` and
+    `train.resume_from`, checked before any data is read."""
+    if resumed := resume.checked():
+        return None, resumed
     if checkpoint_path:
         return resolve_checkpoint_path(str(checkpoint_path), tracking_uri), None
     return None, None

@@ -1,7 +1,7 @@
 """A run's weights as an MLflow model (`logger.log_model=best|last|none`) and in the Model Registry
 (`logger.register_model=NAME`).
 
-The model is pyfunc "models from code" (detr_ft/inference/pyfunc_code.py names detr_ft.inference.pyfunc_model.DetectorModel) with one
+The model is pyfunc "models from code" (inference/pyfunc_code.py names pyfunc_model.DetectorModel) with one
 artifact, a weights-only detr_ft checkpoint (float32: the run's own weights, so it predicts exactly what the
 run's checkpoint does). Loading it needs no Hydra config and unpickles nothing.
 

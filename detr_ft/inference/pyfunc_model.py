@@ -2,7 +2,7 @@
 `models:/NAME@best`, or `mlflow models serve`) gives a detector whose `predict` takes images and returns what
 `detr_ft.predict` writes to detections.json.
 
-Loading runs no pickled code: the logged model is "models from code" (detr_ft/inference/pyfunc_code.py names this class),
+Loading runs no pickled code: the logged model is "models from code" (pyfunc_code.py names this class),
 and its weights are a weights-only detr_ft checkpoint read with `torch.load(weights_only=True)` through
 `Detector`, which also refuses a stored config that names anything but detr_ft.model classes.
 """

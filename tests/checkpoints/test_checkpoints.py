@@ -53,7 +53,7 @@ def test_the_export_is_a_small_weights_only_copy_that_cannot_be_resumed(tiny_run
     )
     assert exported.stat().st_size < 0.6 * original.path.stat().st_size  # no optimizer state, half precision
     with pytest.raises(CheckpointError, match="train.checkpoint_path instead"):
-        checkpoint_file.check_resumable(exported)
+        checkpoint_file.read_resumable(exported)
     with pytest.raises(FileExistsError, match="overwrite=true"):
         checkpoint_file.export_weights(tiny_run.last_checkpoint, exported)
 

@@ -1,5 +1,5 @@
 """Guards on a run's folder, checked before any data is read: never overwrite another run's checkpoints, one run
-per folder at a time (detr_ft.training.guards.run_lock), and say at once when the checkpoint folder cannot be written or its disk
+per folder at a time (run_lock.py), and say at once when the checkpoint folder cannot be written or its disk
 is too full. `RunFolderGuard` runs the first two as a Hydra callback, before Hydra writes `.hydra/` into the
 folder, so a refused run leaves the other run's `.hydra/config.yaml` and `overrides.yaml` as they were."""
 

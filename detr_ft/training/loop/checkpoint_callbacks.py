@@ -1,4 +1,4 @@
-"""The Lightning callbacks and plugin that write a run's checkpoints: `best_...ckpt` and `last.ckpt` in
+"""The Lightning callbacks that write a run's checkpoints: `best_...ckpt` and `last.ckpt` in
 `<run_dir>/checkpoints`, each written whole (detr_ft.checkpoints.atomic_write) and carrying our metadata entry
 (detr_ft.checkpoints.checkpoint_file owns its layout)."""
 
@@ -6,23 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 
 from detr_ft import tracking
-from detr_ft.checkpoints.checkpoint_file import metadata_entry, save_atomically
+from detr_ft.checkpoints.checkpoint_file import metadata_entry
 from detr_ft.training.guards.run_folder import check_run_folder, checkpoint_bytes
 from detr_ft.training.loop.ema import ExponentialMovingAverage
 from detr_ft.training.loop.finetuning import BackboneUnfreezing
 from detr_ft.training.loop.monitor import monitor_mode
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, through `save_atomically`."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        save_atomically(checkpoint, path)
 
 
 class RunMetadata(pl.Callback):

@@ -1,8 +1,8 @@
 """`<run_dir>/results.png`: what training did, per epoch, in one picture: the training loss and each term, val mAP
-and mAP50, the learning rate of every optimizer group and the matching health (training/reports/matching_health.py), with
+and mAP50, the learning rate of every optimizer group and the matching health (matching_health.py), with
 the epochs where backbone stages unfroze and the best epoch marked.
 
-The data comes from the run's metrics.csv (training/reports/metrics_csv.py), so the picture shows exactly what was logged;
+The data comes from the run's metrics.csv (metrics_csv.py), so the picture shows exactly what was logged;
 it is redrawn when each epoch has ended (a running or killed run has an up-to-date picture) and uploaded to MLflow
 when the fit ends.
 """

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from benchmarks.bench_coco_eval import synthetic_evaluation_case
-from detr_ft.training.evaluation.coco_backends import resolve_backend, run_cocoeval
 from detr_ft.training.evaluation import coco_backends
+from detr_ft.training.evaluation.coco_backends import resolve_backend, run_cocoeval
 from detr_ft.training.evaluation.coco_evaluation import CocoEvaluation, evaluate_coco
 
 
