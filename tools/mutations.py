@@ -145,7 +145,7 @@ MUTATIONS = [
     ),
     Mutation(
         "alias_moves_to_a_worse_model",
-        "detr_ft/inference/model_logging.py",
+        "detr_ft/tracking/registry.py",
         "if stored is not None and value <= float(stored):",
         "if stored is not None and value >= float(stored):",
         "a sweep moves the registry's @best alias only to a model that beats it",

@@ -19,7 +19,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from detr_ft.checkpoints.atomic_write import atomic_path
-from detr_ft.checkpoints.weight_layouts import CheckpointError, read_weights_file, to_our_state_dict
+from detr_ft.checkpoints.safe_read import CheckpointError, read_weights_file
+from detr_ft.checkpoints.weight_layouts import to_our_state_dict
 
 MODEL_PREFIX = "model."  # DetrModule keeps the DETR as `self.model`
 METADATA = "detr_ft"

@@ -7,7 +7,6 @@
 Weight layouts, not training files: detr_ft's `.ckpt` is read by `detr_ft.checkpoints.checkpoint_file`, which hands
 its model state dict here. Files load with `torch.load(weights_only=True)`: pickled code is refused, never run."""
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detr_ft.checkpoints.signature import not_a_checkpoint, pickled_code
+from detr_ft.checkpoints.safe_read import CheckpointError, read_weights_file
 from detr_ft.model.classification import CLASS_HEAD, fit_class_head
 from detr_ft.model.query_groups import fit_training_queries
 
 QUERIES = "query_embed.weight"  # [num_queries, d_model]: one learned embedding per object query
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used, with the path and the reason."""
 
 
 @dataclass
@@ -48,31 +43,6 @@ class LoadReport:
         if self.unexpected:
             text += f", unexpected: {self.unexpected[:5]}{' ...' if len(self.unexpected) > 5 else ''}"
         return text
-
-
-def read_weights_file(path: str | Path) -> dict:
-    """The file's contents, loaded without running any code from it (safetensors or weights_only)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        # Official DETR *training* checkpoints hold their argparse.Namespace: the one type allowed beyond tensors.
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch's errors for a bad file range from KeyError to UnpicklingError
-        if reason := not_a_checkpoint(path):
-            raise CheckpointError(f"{path} is not a checkpoint ({reason})") from None
-        if code := pickled_code(path):  # read from the pickle's opcodes, never run
-            raise CheckpointError(
-                f"refused to load {path}: it needs pickled Python code to load ({code}); detr_ft never executes "
-                "code from a checkpoint: re-save it as a plain state dict (tensors, as model.state_dict() returns)."
-            ) from None
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__  # not torch's unsafe advice
-        raise CheckpointError(f"could not read checkpoint {path} (damaged or truncated?): {first}") from None
 
 
 def _from_official(state: dict) -> dict:

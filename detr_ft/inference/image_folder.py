@@ -15,8 +15,8 @@ from PIL import Image
 from detr_ft.checkpoints.checkpoint_file import in_run_folder
 from detr_ft.data.images import BadImageError, load_rgb
 from detr_ft.inference.detector import Detector
+from detr_ft.inference.drawing import PREDICTION_COLOUR, draw_boxes
 from detr_ft.model.postprocess import to_coco_results
-from detr_ft.training.reports.prediction_pictures import PREDICTION_COLOUR, draw_boxes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

@@ -11,7 +11,6 @@ beats the value stored on the alias's current version, so a worse sweep never ta
 
 import logging
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -23,13 +22,11 @@ from mlflow.types.schema import Array
 
 from detr_ft.checkpoints.checkpoint_file import export_weights
 from detr_ft.inference import pyfunc_model as serving
+from detr_ft.tracking.registry import METRIC, MODEL_TAG, register, using_tracking_uri
 
 log = logging.getLogger(__name__)
 
 ARTIFACT = "model"  # runs:/<run id>/model
-MODEL_TAG = "model_uri"  # the run's tag naming its logged model
-ALIAS = "best"
-METRIC = "val/mAP"  # what the alias compares (higher is better), stored as a tag of each version
 SIGNATURE = ModelSignature(
     inputs=None,  # image paths, HxWx3 uint8 arrays or a DataFrame of paths: no one column schema fits all three
     outputs=Schema(
@@ -47,22 +44,11 @@ SIGNATURE = ModelSignature(
 REQUIREMENTS = ["torch", "torchvision", "mlflow", "hydra-core", "omegaconf", "pandas", "pillow"]
 
 
-@contextmanager
-def _tracking_uri(uri: str):
-    """MLflow's model logging reads the global tracking URI; set it for the call only."""
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
-
-
 def log_model(tracking_uri: str, run_id: str, checkpoint: str | Path) -> str:
     """Log `checkpoint`'s weights as the pyfunc model of run `run_id` -> its URI `models:/<model id>` (MLflow 3
     keeps a model apart from the run's artifacts; `runs:/<run id>/model` finds it too), also the run's tag
     MODEL_TAG."""
-    with tempfile.TemporaryDirectory(prefix="detr_ft_model_") as folder, _tracking_uri(tracking_uri):
+    with tempfile.TemporaryDirectory(prefix="detr_ft_model_") as folder, using_tracking_uri(tracking_uri):
         weights = export_weights(checkpoint, Path(folder) / "weights.ckpt", half=False)
         client = MlflowClient(tracking_uri)
         status = client.get_run(run_id).info.status
@@ -80,48 +66,6 @@ def log_model(tracking_uri: str, run_id: str, checkpoint: str | Path) -> str:
             mlflow.end_run(status=status)  # the run keeps the status it ended with
     client.set_tag(run_id, MODEL_TAG, logged.model_uri)
     return logged.model_uri
-
-
-def register(tracking_uri: str, model_uri: str, name: str, value: float | None) -> tuple[str, bool]:
-    """A new version of registered model `name` from `model_uri`, tagged with its val/mAP; `@best` moves to it
-    when it beats the alias's version (or no version holds the alias) -> (version, whether the alias moved)."""
-    with _tracking_uri(tracking_uri):
-        tags = {METRIC: f"{value:.6f}"} if value is not None else {}
-        version = mlflow.register_model(model_uri, name, tags=tags).version
-    moved = move_alias_if_better(MlflowClient(tracking_uri), name, str(version), value)
-    log.info("MLflow: %s is version %s of %r%s", model_uri, version, name, f" (now @{ALIAS})" if moved else "")
-    return str(version), moved
-
-
-def move_alias_if_better(client: MlflowClient, name: str, version: str, value: float | None) -> bool:
-    """Point `name@best` at `version` if its value beats the value tagged on the alias's current version."""
-    if value is None:
-        return False
-    try:
-        holder = client.get_model_version_by_alias(name, ALIAS)
-    except mlflow.exceptions.MlflowException:
-        holder = None  # no version holds the alias yet
-    stored = holder.tags.get(METRIC) if holder is not None else None
-    if stored is not None and value <= float(stored):
-        return False
-    client.set_registered_model_alias(name, ALIAS, version)
-    return True
-
-
-def register_sweep_best(tracking_uri: str, parent_run_id: str, name: str) -> tuple[str, bool] | None:
-    """A sweep's end: register the model of the best job its parent run names (tags best_run_id and
-    best_val/mAP, see sweep_parent.update_parent) -> (version, whether @best moved); None without a best job."""
-    client = MlflowClient(tracking_uri)
-    tags = client.get_run(parent_run_id).data.tags
-    if "best_run_id" not in tags:
-        return None
-    value = float(tags[f"best_{METRIC}"])
-    best_job = client.get_run(tags["best_run_id"]).data.tags
-    if MODEL_TAG not in best_job:
-        raise ValueError(f"the best job {tags['best_run_id']} logged no model (logger.log_model=none?)")
-    version, moved = register(tracking_uri, best_job[MODEL_TAG], name, value)
-    client.set_tag(parent_run_id, "registered_model", f"{name}/{version}" + (f" (@{ALIAS})" if moved else ""))
-    return version, moved
 
 
 def log_run_model(logger, summary, settings, in_sweep: bool) -> str | None:

@@ -15,6 +15,8 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from detr_ft.checkpoints.safe_read import read_weights_file
+
 log = logging.getLogger(__name__)
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -114,8 +116,6 @@ class Backbone(nn.Module):
             path = Path(weights).expanduser()
             if not path.is_file():
                 raise FileNotFoundError(f"model.backbone.weights: {path} is not a file (or use imagenet / null)")
-            from detr_ft.checkpoints.weight_layouts import read_weights_file  # (layer fixed next commit)
-
             state = read_weights_file(path)
         state = {
             k: v

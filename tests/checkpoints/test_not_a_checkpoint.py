@@ -7,7 +7,7 @@ import zipfile
 import pytest
 import torch
 
-from detr_ft.checkpoints.weight_layouts import CheckpointError, read_weights_file
+from detr_ft.checkpoints.safe_read import CheckpointError, read_weights_file
 
 
 def _random(path):

@@ -6,13 +6,8 @@ import torch
 from PIL import Image
 
 from detr_ft.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from detr_ft.training.reports.prediction_pictures import (
-    PREDICTION_COLOUR,
-    TILE_SIDE,
-    TRUTH_COLOUR,
-    draw_boxes,
-    prediction_grid,
-)
+from detr_ft.inference.drawing import PREDICTION_COLOUR, draw_boxes
+from detr_ft.training.reports.prediction_pictures import TILE_SIDE, TRUTH_COLOUR, prediction_grid
 
 
 def grey(height: int, width: int) -> torch.Tensor:
