@@ -225,18 +225,17 @@ def test_repeated_padded_targets_hold_each_images_boxes_k_times_then_padding():
 
 
 def test_matching_health_follows_group_0_one_row_per_image_with_every_aid_on():
-    """The criterion keeps group 0's main-layer matches per image (what training/reports/matching_health.py reads), not
+    """The criterion returns group 0's main-layer matches per image (what matching health reads), not
     the folded groups' rows nor the one-to-many block's."""
     model = detr(query_groups=3, one_to_many_queries=4).train()
     criterion = SetCriterion(3, HungarianMatcher(1, 5, 2), one_to_many_k=2)
     targets = random_targets(2, max_boxes=3, seed=3)
     with torch.no_grad():
         outputs = model(IMAGES)
-        criterion(outputs, targets)
-        grouped = criterion.main_matches
+        _, grouped = criterion.losses_and_matches(outputs, targets)
         group0 = {key: outputs[key][:, :QUERIES] for key in ("pred_logits", "pred_boxes")}
         group0["aux_outputs"] = [{key: aux[key][:, :QUERIES] for key in group0} for aux in outputs["aux_outputs"]]
-        criterion(group0, targets)
+        _, plain = criterion.losses_and_matches(group0, targets)
     assert len(grouped) == len(targets)
-    for (queries, objects), (queries0, objects0) in zip(grouped, criterion.main_matches, strict=True):
+    for (queries, objects), (queries0, objects0) in zip(grouped, plain, strict=True):
         assert queries.tolist() == queries0.tolist() and objects.tolist() == objects0.tolist()

@@ -61,7 +61,12 @@ class SetCriterion(nn.Module):
 
     def forward(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         """Returns the separate terms (`loss_ce`, `loss_bbox`, `loss_giou`, aux ones suffixed `_i`,
-        logging-only `class_error`) and `loss`, the weighted total to back-propagate.
+        logging-only `class_error`) and `loss`, the weighted total to back-propagate."""
+        return self.losses_and_matches(outputs, targets)[0]
+
+    def losses_and_matches(self, outputs: dict, targets: list[dict]) -> tuple[dict[str, torch.Tensor], list]:
+        """forward's losses, and the main layer's matches per image (query indices, target indices; group 0's
+        with query groups), which training/reports/matching_health.py reads from the training step's output.
 
         Always computed in fp32, autocast or not: the losses, the matching costs and the box arithmetic
         (GIoU of small boxes) lose too much in bf16 or fp16. All decoder layers are one batch ([L, B, Q, ...],
@@ -71,18 +76,17 @@ class SetCriterion(nn.Module):
             padded = PaddedTargets(targets)
             num_boxes = self._num_boxes(targets, outputs["pred_logits"].device)
             if has_training_aids(outputs):
-                return training_aid_losses(self, outputs, padded, num_boxes)  # main_matches: group 0's, per image
+                return training_aid_losses(self, outputs, padded, num_boxes)
             return self.set_loss(outputs, padded, num_boxes)
 
-    def set_loss(self, outputs: dict, padded: PaddedTargets, num_boxes) -> dict[str, torch.Tensor]:
-        """forward's losses of plain outputs (pred_* [B, Q, ...], aux_outputs) against padded targets, box terms
-        divided by num_boxes; called with autocast off."""
+    def set_loss(self, outputs: dict, padded: PaddedTargets, num_boxes) -> tuple[dict[str, torch.Tensor], list]:
+        """(losses, main layer's matches) of plain outputs (pred_* [B, Q, ...], aux_outputs) against padded
+        targets, box terms divided by num_boxes; called with autocast off."""
         layers = [outputs, *outputs.get("aux_outputs", [])]
         logits = _fp32(torch.stack([layer["pred_logits"] for layer in layers]))  # [L, B, Q, K+1] or [L, B, Q, K]
         self._check_logits(logits.shape[-1])
         boxes = _fp32(torch.stack([layer["pred_boxes"] for layer in layers]))  # [L, B, Q, 4]
         assignments = self.matcher.assign(logits, boxes, padded)
-        self.main_matches = assignments[0]  # the main layer's pairs, kept for training/reports/matching_health.py
         matched = MatchedIndices.build(assignments, logits.shape[2], padded.labels.shape[1], logits.device)
         per_layer = self._per_layer_terms(logits, boxes, padded, matched, num_boxes)  # [L, 3]
         names = [f"{term}_{layer - 1}" if layer else term for layer in range(len(layers)) for term in TERMS]
@@ -92,7 +96,7 @@ class SetCriterion(nn.Module):
         losses.update(values)
         # The one place where terms are weighted: every layer's term (aux ones too) has its base term's weight.
         losses["loss"] = (per_layer * self.term_weights).sum()
-        return losses
+        return losses, assignments[0]
 
     @staticmethod
     def _num_boxes(targets: list[dict], device) -> float | torch.Tensor:

@@ -9,8 +9,6 @@
   added with weight ONE_TO_MANY_WEIGHT (H-DETR's default, 1) and its terms are logged under `one_to_many/`.
 """
 
-import torch
-
 from detr_ft.model.loss.matcher import PaddedTargets
 
 ONE_TO_MANY_WEIGHT = 1.0
@@ -34,22 +32,20 @@ def groups_as_images(outputs: dict, groups: int) -> dict:
     return folded
 
 
-def training_aid_losses(criterion, outputs: dict, padded: PaddedTargets, num_boxes) -> dict[str, torch.Tensor]:
-    """criterion's losses for outputs that carry training-only queries; same keys, plus `one_to_many/*`."""
+def training_aid_losses(criterion, outputs: dict, padded: PaddedTargets, num_boxes) -> tuple[dict, list]:
+    """criterion's losses for outputs that carry training-only queries (same keys, plus `one_to_many/*`), and
+    group 0's main-layer matches per image."""
     groups = outputs.get("query_groups", 1)
     main = {key: outputs[key] for key in (*PREDICTIONS, "aux_outputs") if key in outputs}
     if groups > 1:
         main, padded_main = groups_as_images(main, groups), padded.images_repeated(groups)
-        losses = criterion.set_loss(main, padded_main, num_boxes * groups)
+        losses, matches = criterion.set_loss(main, padded_main, num_boxes * groups)
     else:
-        losses = criterion.set_loss(main, padded, num_boxes)
-    # Matching health (training/reports/matching_health.py) follows group 0, the queries evaluation keeps: row b x K of
-    # the folded batch is image b's group 0, at the first num_queries positions of its row of pred_logits.
-    group0_matches = criterion.main_matches[::groups]
+        losses, matches = criterion.set_loss(main, padded, num_boxes)
     if "one_to_many" in outputs:
         k = criterion.one_to_many_k
-        extra = criterion.set_loss(outputs["one_to_many"], padded.boxes_repeated(k), num_boxes * k)
+        extra, _ = criterion.set_loss(outputs["one_to_many"], padded.boxes_repeated(k), num_boxes * k)
         losses.update({f"one_to_many/{name}": extra[name] for name in LOGGED_TERMS})
         losses["loss"] = losses["loss"] + ONE_TO_MANY_WEIGHT * extra["loss"]
-    criterion.main_matches = group0_matches
-    return losses
+    # Matching health follows group 0, the queries evaluation keeps: row b x K of the folded batch is image b's.
+    return losses, matches[::groups]

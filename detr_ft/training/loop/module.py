@@ -44,7 +44,7 @@ class DetrModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         images, mask, targets = batch
         outputs = self.model(images, mask)
-        losses = self.criterion(outputs, targets)
+        losses, matches = self.criterion.losses_and_matches(outputs, targets)
         size = len(targets)
         self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         # The fine-tuning guide's checkpoint names use `train_loss` (best_epoch=6-...-train_loss=2.9145.ckpt).
@@ -52,7 +52,8 @@ class DetrModule(pl.LightningModule):
         for term in ("loss_ce", "loss_bbox", "loss_giou"):
             if term in losses:
                 self.log(f"train/{term}", losses[term], on_step=True, on_epoch=False, batch_size=size)
-        return {"loss": losses["loss"], "pred_logits": outputs["pred_logits"].detach()}  # logits: matching health
+        # matches and logits: for matching health (training/reports/matching_health.py), nothing is matched twice
+        return {"loss": losses["loss"], "pred_logits": outputs["pred_logits"].detach(), "matches": matches}
 
     def on_train_epoch_start(self):
         stages = list(self.model.backbone.unfrozen_stages)

@@ -68,8 +68,8 @@ def no_object_probability_sum(logits: torch.Tensor, matches, classification: str
 
 
 class MatchingHealth(pl.Callback):
-    """Logs the three figures at each training epoch's end (MLflow, metrics.csv, results.png). Reads the criterion's
-    `main_matches` and the training step's detached `pred_logits`: nothing is matched twice."""
+    """Logs the three figures at each training epoch's end (MLflow, metrics.csv, results.png), from the training
+    step's output: the criterion's main-layer matches and the detached `pred_logits` (nothing is matched twice)."""
 
     def __init__(self):
         self.tracker: MatchTracker | None = None
@@ -83,11 +83,10 @@ class MatchingHealth(pl.Callback):
         self.pending = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        matches = getattr(pl_module.criterion, "main_matches", None)
-        logits = outputs.get("pred_logits") if isinstance(outputs, dict) else None
+        matches, logits = outputs.get("matches"), outputs.get("pred_logits")
         targets = batch[2]
         if self.tracker is None or matches is None or logits is None or len(matches) != len(targets):
-            return  # nothing matched yet, or a criterion that keeps no per-image matches
+            return  # nothing matched yet, or a step whose output holds no per-image matches
         image_ids = torch.stack([target["image_id"] for target in targets])
         no_object = no_object_probability_sum(logits, matches, pl_module.model.classification)
         self.pending.append((image_ids, matches, no_object))
