@@ -40,6 +40,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     from detr_ft.checkpoints.lightning_io import resume_path
     from detr_ft.config.value_checks import check_config
     from detr_ft.inference.model_logging import log_run_model
+    from detr_ft.training.callbacks import build_callbacks
     from detr_ft.training.guards.run_folder import refuse_to_overwrite
     from detr_ft.training.guards.signals import Interruption
     from detr_ft.training.reports.summary import RunSummary, print_summary
@@ -77,13 +78,13 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         tracking.set_tags(logger, weight_tags)
         module = instantiate(cfg.module, model=model, criterion=criterion)
         resolved = OmegaConf.to_yaml(config)  # stored in every checkpoint and beside them
-        own = {"run_metadata": {"config_yaml": resolved}}  # the one value a node cannot interpolate: the config
-        built = [instantiate(node, **own.get(key, {})) for key, node in cfg.callbacks.items() if node is not None]
+        built = build_callbacks(cfg.callbacks, resolved)
         interruption = Interruption()  # Ctrl-C, SIGTERM: the run ends KILLED, exits 130 / 143
-        trainer = instantiate(cfg.trainer, callbacks=[*built, interruption, *(callbacks or [])])
+        trainer = instantiate(cfg.trainer, callbacks=[*built.built.values(), interruption, *(callbacks or [])])
         trainer.loggers = [logger, *trainer.loggers] if logger is not None else trainer.loggers  # MLflow first
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        summarise = lambda: RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)  # noqa: E731
+        uri = cfg.logger.tracking_uri
+        summarise = lambda: RunSummary.after_fit(trainer, built, logger, uri, weight_tags, overrides)  # noqa: E731
         with interruption.exits_honestly(logger, summarise):
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(trainer, resumed))
 

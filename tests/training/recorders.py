@@ -73,12 +73,16 @@ class OutputDtypes(pl.Callback):
         model.class_head.register_forward_hook(recorder("heads"))
         model.box_head.register_forward_hook(recorder("heads"))
 
-        def record_loss(module, inputs, output):
-            if module.training:
-                self.dtypes["loss"].add(output["loss"].dtype)
-                self.losses_finite &= bool(torch.isfinite(output["loss"]))
+        losses_and_matches = criterion.losses_and_matches  # what the training step calls
 
-        criterion.register_forward_hook(record_loss)
+        def record_loss(*args):
+            losses, matches = losses_and_matches(*args)
+            if criterion.training:
+                self.dtypes["loss"].add(losses["loss"].dtype)
+                self.losses_finite &= bool(torch.isfinite(losses["loss"]))
+            return losses, matches
+
+        criterion.losses_and_matches = record_loss
         cost = criterion.matcher._cost
 
         def record_cost(*args):

@@ -39,13 +39,11 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val")  # the splits whose batches go through the cache
 
 
-def run_plan(trainer: pl.Trainer, backbone: torch.nn.Module, settings: tuple) -> UnfreezePlan:
-    """The run's plan as the strategy callback built it (it sets up first; with finetune_strategy=auto it is the
-    rule's choice), or, with no such callback (the cache used on its own), the plan of `settings`."""
-    built = (
-        c.plan for c in getattr(trainer, "callbacks", []) if isinstance(c, BackboneUnfreezing) and c.plan is not None
-    )
-    return next(built, None) or UnfreezePlan(list(backbone.trainable_stages), *settings)
+def run_plan(unfreezing: BackboneUnfreezing | None, backbone: torch.nn.Module, settings: tuple) -> UnfreezePlan:
+    """The run's plan as the strategy callback built it at setup (with finetune_strategy=auto, the rule's choice),
+    or, with no such callback (the cache used on its own), the plan of `settings`."""
+    built = unfreezing.plan if unfreezing is not None else None
+    return built or UnfreezePlan(list(backbone.trainable_stages), *settings)
 
 
 def check_cacheable(plan: UnfreezePlan, epochs: int, train_transform: dict | None) -> None:
@@ -98,13 +96,15 @@ class BackboneFeatureCache(pl.Callback):
         self.cache: CachedBackboneFeatures | None = None
         self.history: list[dict] = []  # per reported epoch and stage: hits and misses
         self._backbone: torch.nn.Module | None = None
+        self.unfreezing: BackboneUnfreezing | None = None  # handed over by build_callbacks (training/callbacks.py)
         self._batch: tuple[str, list[dict], tuple] | None = None  # the batch in flight: split, targets, image shape
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not self.enabled or stage != "fit":
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # At fit start, after every callback's setup (the strategy's plan is built), before the sanity check.
+        if not self.enabled:
             return
         backbone, datamodule = pl_module.model.backbone, trainer.datamodule
-        plan = run_plan(trainer, backbone, self.plan_settings)
+        plan = run_plan(self.unfreezing, backbone, self.plan_settings)
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1 << 30
         check_cacheable(plan, epochs, datamodule.deterministic_transform("train"))
         splits = {split: (datamodule.dataset(split), datamodule.deterministic_transform(split)) for split in SPLITS}

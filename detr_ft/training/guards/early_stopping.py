@@ -70,11 +70,10 @@ class EarlyStopping(LightningEarlyStopping):
         self.best_epoch = state_dict.get("best_epoch")
 
 
-def stop_reason(trainer: pl.Trainer) -> str:
+def stop_reason(trainer: pl.Trainer, early_stopping: "EarlyStopping | None") -> str:
     """Why `trainer.fit` ended, in words: early stop (with its numbers), interrupted, or the epoch/step limit."""
-    for callback in trainer.callbacks:
-        if isinstance(callback, EarlyStopping) and callback.reason:
-            return callback.reason
+    if early_stopping is not None and early_stopping.reason:
+        return early_stopping.reason
     if trainer.interrupted:
         return f"interrupted during epoch {trainer.current_epoch}"
     if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:

@@ -52,13 +52,16 @@ class BestCheckpoint(ModelCheckpoint):
         )
         self.best_epoch: int | None = None
         self.best_metrics: dict[str, float] = {}
+        # Handed over by build_callbacks (training/callbacks.py): what the checkpoints will hold, for their size.
+        self.unfreezing: BackboneUnfreezing | None = None
+        self.ema: ExponentialMovingAverage | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        unfreezing = next((c for c in trainer.callbacks if isinstance(c, BackboneUnfreezing)), None)
+        # Lightning runs checkpoint callbacks last: the strategy's setup has built its plan.
+        unfreezing = self.unfreezing
         stages = list(unfreezing.ran.start_epochs) if unfreezing and unfreezing.ran else None
-        ema = any(isinstance(c, ExponentialMovingAverage) and c.enabled for c in trainer.callbacks)
-        size = checkpoint_bytes(pl_module.model, stages, ema)
+        size = checkpoint_bytes(pl_module.model, stages, bool(self.ema and self.ema.enabled))
         check_run_folder(self.dirpath, pl_module.model, size)  # unwritable or full: say so before the first step
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from detr_ft.training.evaluation.coco_evaluation import CocoEvaluation
+from detr_ft.training.callbacks import RunCallbacks
 from detr_ft.training.evaluation.per_class import summary_lines
 from detr_ft.training.guards.early_stopping import stop_reason
-from detr_ft.training.loop.checkpoint_callbacks import BestCheckpoint, LastCheckpoint
-from detr_ft.training.loop.ema import ExponentialMovingAverage
 
 
 @dataclass
@@ -36,12 +34,12 @@ class RunSummary:
     tracking_note: str | None = None  # set when MLflow missed part of the run (server gone mid-run)
 
     @classmethod
-    def from_trainer(cls, trainer: pl.Trainer, logger=None, tracking_uri: str | None = None) -> "RunSummary":
-        best = next(c for c in trainer.callbacks if isinstance(c, BestCheckpoint))
-        last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
+    def from_trainer(
+        cls, trainer: pl.Trainer, callbacks: RunCallbacks, logger=None, tracking_uri: str | None = None
+    ) -> "RunSummary":
+        best, last, evaluation = callbacks.best_checkpoint, callbacks.last_checkpoint, callbacks.evaluation
         score = best.best_model_score
-        ema = any(isinstance(c, ExponentialMovingAverage) and c.enabled for c in trainer.callbacks)
-        evaluation = next((c for c in trainer.callbacks if isinstance(c, CocoEvaluation)), None)
+        ema = bool(callbacks.ema and callbacks.ema.enabled)
         return cls(
             monitor=best.monitor,
             best_value=float(score) if score is not None else None,
@@ -53,7 +51,7 @@ class RunSummary:
             run_dir=str(trainer.default_root_dir),
             mlflow_run_id=logger.run_id if logger is not None else None,
             tracking_uri=tracking_uri if logger is not None else None,
-            stop_reason=stop_reason(trainer),
+            stop_reason=stop_reason(trainer, callbacks.early_stopping),
             eval_weights="ema" if ema else "raw",
             per_class=list(evaluation.best_per_class) if evaluation else [],
             per_class_epoch=evaluation.best_epoch if evaluation else None,
@@ -61,10 +59,16 @@ class RunSummary:
 
     @classmethod
     def after_fit(
-        cls, trainer: pl.Trainer, logger, tracking_uri: str, weight_tags: dict[str, str], overrides: list[str]
+        cls,
+        trainer: pl.Trainer,
+        callbacks: RunCallbacks,
+        logger,
+        tracking_uri: str,
+        weight_tags: dict[str, str],
+        overrides: list[str],
     ) -> "RunSummary":
         """The summary of a finished fit, with what to type next (from the run's own command-line overrides)."""
-        summary = cls.from_trainer(trainer, logger, tracking_uri)
+        summary = cls.from_trainer(trainer, callbacks, logger, tracking_uri)
         summary.tracking_note = logger.status_note() if logger is not None else None
         summary.class_head = weight_tags.get("class_head")
         summary.commands = next_commands(str(Path(summary.run_dir).resolve()), overrides)

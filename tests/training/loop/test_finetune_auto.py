@@ -49,7 +49,7 @@ def test_the_unfreezing_callback_plans_what_the_rule_chose_and_tags_it(images, k
     trainer = fake_trainer(images, callback)
     trainer.loggers = [SimpleNamespace()]
     callback.setup(trainer, fake_module(), "fit")
-    cache_plan = run_plan(trainer, fake_module().model.backbone, (True, -1, None))  # the yaml's frozen keys
+    cache_plan = run_plan(callback, fake_module().model.backbone, (True, -1, None))  # the yaml's frozen keys
     assert callback.plan.kind == kind and cache_plan is callback.plan  # the feature cache plans what auto chose
     assert tagged["strategy"] == kind
     assert (tagged["strategy_auto"], tagged["strategy_auto_train_images"]) == (kind, str(images))
