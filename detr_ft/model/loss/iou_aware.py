@@ -9,7 +9,7 @@ unchanged. With t = 1 it is exactly the cross-entropy.
 
 import torch
 
-from detr_ft.model.boxes import cxcywh_to_xyxy
+from detr_ft.model.boxes import cxcywh_to_xyxy, paired_iou
 
 CLASS_TARGETS = ("hard", "iou_aware")
 ALPHA = 0.25
@@ -17,11 +17,7 @@ ALPHA = 0.25
 
 def matched_iou(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """IoU of each row's pair: pred and true [M, 4] cxcywh -> [M]."""
-    a, b = cxcywh_to_xyxy(pred), cxcywh_to_xyxy(true)
-    low, high = torch.maximum(a[:, :2], b[:, :2]), torch.minimum(a[:, 2:], b[:, 2:])
-    inter = (high - low).clamp(min=0).prod(-1)
-    union = (a[:, 2:] - a[:, :2]).prod(-1) + (b[:, 2:] - b[:, :2]).prod(-1) - inter
-    return inter / union.clamp(min=1e-12)
+    return paired_iou(cxcywh_to_xyxy(pred), cxcywh_to_xyxy(true))[0]
 
 
 def iou_aware_nll(

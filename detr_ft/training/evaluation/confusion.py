@@ -10,15 +10,14 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import torch
+from torchvision.ops import box_convert, box_iou
 
 
 def box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[N, 4] and [M, 4] boxes (x, y, w, h) -> IoU [N, M]."""
-    a_min, a_max = a[:, None, :2], a[:, None, :2] + a[:, None, 2:]
-    b_min, b_max = b[None, :, :2], b[None, :, :2] + b[None, :, 2:]
-    overlap = np.clip(np.minimum(a_max, b_max) - np.maximum(a_min, b_min), 0, None).prod(-1)
-    union = a[:, None, 2:].prod(-1) + b[None, :, 2:].prod(-1) - overlap
-    return np.where(union > 0, overlap / np.where(union > 0, union, 1), 0.0)
+    """[N, 4] and [M, 4] boxes (x, y, w, h) -> IoU [N, M] (0 where both boxes have no area)."""
+    xyxy = [box_convert(torch.as_tensor(boxes, dtype=torch.float64), "xywh", "xyxy") for boxes in (a, b)]
+    return box_iou(*xyxy).nan_to_num(0.0).numpy()
 
 
 def _match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
