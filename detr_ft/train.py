@@ -35,9 +35,9 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     import pytorch_lightning as pl
 
     from detr_ft import tracking
-    from detr_ft.checkpoints.checkpoint_file import ResumePoint
     from detr_ft.checkpoints.initial_weights import load_starting_weights, starting_points
     from detr_ft.checkpoints.lightning_io import resume_path
+    from detr_ft.checkpoints.resume import ResumePoint
     from detr_ft.config.value_checks import check_config
     from detr_ft.inference.model_logging import log_run_model
     from detr_ft.training.callbacks import build_callbacks

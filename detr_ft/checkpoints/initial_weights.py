@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from detr_ft import tracking
-from detr_ft.checkpoints import checkpoint_file, published_weights
+from detr_ft.checkpoints import checkpoint_file
+from detr_ft.checkpoints.resume import ResumePoint, published_weights
 from detr_ft.checkpoints.weight_layouts import CheckpointError, LoadReport, load_weights
 from detr_ft.model.classification import form_of_config, form_of_head
 
@@ -46,7 +47,7 @@ def _class_rows_by_name(checkpoint: checkpoint_file.Checkpoint, target_names: li
 
 
 def starting_points(
-    checkpoint_path: str | None, resume: checkpoint_file.ResumePoint, tracking_uri: str
+    checkpoint_path: str | None, resume: ResumePoint, tracking_uri: str
 ) -> tuple[Path | None, checkpoint_file.Checkpoint | None]:
     """(weights to fine-tune from, checkpoint to resume, already read) from `train.checkpoint_path` and
     `train.resume_from`, checked before any data is read."""

@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from detr_ft.checkpoints import checkpoint_file
+from detr_ft.checkpoints.resume import read_resumable
 from detr_ft.checkpoints.weight_layouts import CheckpointError, load_weights
 from detr_ft.train import train
 from detr_ft.training.guards import run_folder
@@ -53,7 +54,7 @@ def test_the_export_is_a_small_weights_only_copy_that_cannot_be_resumed(tiny_run
     )
     assert exported.stat().st_size < 0.6 * original.path.stat().st_size  # no optimizer state, half precision
     with pytest.raises(CheckpointError, match="train.checkpoint_path instead"):
-        checkpoint_file.read_resumable(exported)
+        read_resumable(exported)
     with pytest.raises(FileExistsError, match="overwrite=true"):
         checkpoint_file.export_weights(tiny_run.last_checkpoint, exported)
 
