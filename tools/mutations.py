@@ -422,8 +422,8 @@ MUTATIONS = [
     Mutation(
         "run_lock_shared",
         "detr_ft/training/guards/run_lock.py",
-        "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)",
-        "fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+        "        lock.acquire()",
+        "        lock = FileLock(f'{folder / LOCK_FILE}.{os.getpid()}', timeout=0); lock.acquire()",
         "a second run on a folder in use stops at once, naming the other run's pid",
         ("tests/training/guards/test_run_folder_lock.py",),
     ),

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from detr_ft import tracking
-from detr_ft.checkpoints import checkpoint_file
-from detr_ft.checkpoints.resume import ResumePoint, published_weights
+from detr_ft.checkpoints import checkpoint_file, published_weights
+from detr_ft.checkpoints.resume import ResumePoint
 from detr_ft.checkpoints.weight_layouts import CheckpointError, LoadReport, load_weights
 from detr_ft.model.classification import form_of_config, form_of_head
 

@@ -1,17 +1,17 @@
-"""One run per folder at a time: an exclusive `fcntl.flock` on `<run folder>/.run.lock`, held for the run's life.
-The operating system drops the lock when its process ends, however it ends (kill -9 too), so no stale lock is
-ever left to clean up. The file holds the holder's pid, which the refusal names."""
+"""One run per folder at a time: `filelock` on `<run folder>/.run.lock`, held for the run's life. The operating
+system drops the lock when its process ends, however it ends (kill -9 too), so no stale lock is ever left to
+clean up. The file holds the holder's pid, which the refusal names."""
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+
+from filelock import FileLock, Timeout
 
 LOCK_FILE = ".run.lock"
 
-_held: dict[Path, IO[str]] = {}  # folder -> open lock file: a process asking again for its own folder is let in
+_held: dict[Path, FileLock] = {}  # folder -> open lock file: a process asking again for its own folder is let in
 
 
 class RunFolderBusy(BlockingIOError):
@@ -29,24 +29,18 @@ def hold(folder: str | Path) -> bool:
     if folder in _held:
         return False
     fix = "choose another hydra.run.dir (sweeps: hydra.sweep.dir)"
+    lock = FileLock(folder / LOCK_FILE, timeout=0, thread_local=False)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = open(folder / LOCK_FILE, "a+")  # open for the run's life: release() closes it
+        lock.acquire()
+    except Timeout:  # before OSError, which it is
+        pid = (folder / LOCK_FILE).read_text().strip() or "unknown"
+        raise RunFolderBusy(f"{folder} is in use by another run (pid {pid}); wait for it to end or {fix}") from None
     except OSError as error:
         raise OSError(
             error.errno, f"cannot write to the run folder {folder}: {error.strerror or error}; {fix}"
         ) from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        pid = lock.read().strip() or "unknown"
-        lock.close()
-        raise RunFolderBusy(f"{folder} is in use by another run (pid {pid}); wait for it to end or {fix}") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(str(os.getpid()))
-    lock.flush()
+    (folder / LOCK_FILE).write_text(str(os.getpid()))  # another descriptor: the lock's own stays held
     _held[folder] = lock
     return True
 
@@ -54,7 +48,7 @@ def hold(folder: str | Path) -> bool:
 def release(folder: str | Path) -> None:
     lock = _held.pop(Path(folder).resolve(), None)
     if lock is not None:
-        lock.close()  # closing the file drops the lock
+        lock.release()
 
 
 def is_secondary_process() -> bool:
