@@ -211,14 +211,14 @@ def test_an_unwritable_folder_is_named(parts, tmp_path):
 
 
 def test_the_callback_serves_train_batches_from_the_cache_and_leaves_the_backbone_as_it_was(parts, tmp_path):
-    """The callback alone (as the callbacks.feature_cache node builds it): setup puts the cache in front of the
-    backbone for the batches of the run, other calls compute fresh, teardown restores the backbone's forward."""
+    """The callback alone (as the callbacks.feature_cache node builds it): the fit's start puts the cache in front
+    of the backbone for the batches of the run, other calls compute fresh, teardown restores the backbone's forward."""
     _, model, datamodule = parts
     # What the callback reads from the Trainer and the LightningModule.
     trainer = type("Trainer", (), {"datamodule": datamodule, "max_epochs": 2})()
     pl_module = type("Module", (), {"model": model})()
     callback = BackboneFeatureCache(True, tmp_path / "features", freeze_backbone=True)
-    callback.setup(trainer, pl_module, "fit")
+    callback.on_fit_start(trainer, pl_module)
     batch = _batches(datamodule, [0, 1, 2])[0]
     images, mask, _ = batch
     with torch.no_grad():
@@ -241,7 +241,7 @@ def test_a_disabled_callback_changes_nothing(parts, tmp_path):
     trainer = type("Trainer", (), {"datamodule": datamodule, "max_epochs": 2})()
     pl_module = type("Module", (), {"model": model})()
     callback = BackboneFeatureCache(False, tmp_path / "features", freeze_backbone=False)  # would be refused if on
-    callback.setup(trainer, pl_module, "fit")
+    callback.on_fit_start(trainer, pl_module)
     assert callback.cache is None and "forward" not in vars(model.backbone)
     assert not (tmp_path / "features").exists()
 

@@ -14,8 +14,8 @@ from detr_ft.training.guards import run_lock
 from tests.conftest import REPO, TINY_OVERRIDES, run_cli
 
 HOLDER = (
-    "import sys, time; from detr_ft.training.guards import run_lock; run_lock.hold(sys.argv[1]); print('held', flush=True); "
-    "time.sleep(600)"
+    "import sys, time; from detr_ft.training.guards import run_lock; run_lock.hold(sys.argv[1]); "
+    "print('held', flush=True); time.sleep(600)"
 )
 
 
