@@ -64,7 +64,7 @@ def build_models(device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module
     from hydra.utils import instantiate
     from transformers import DetrConfig, DetrForObjectDetection
 
-    from detr_ft.checkpoints.weight_layouts import load_weights
+    from detr_ft.checkpoints.weight_loading import load_weights
     from detr_ft.config.schema import config_dir
 
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from detr_ft.checkpoints.checkpoint_file import read
-from detr_ft.checkpoints.weight_layouts import load_weights
+from detr_ft.checkpoints.weight_loading import load_weights
 from detr_ft.config.schema import config_dir
 from detr_ft.model.classification import form_of_config
 

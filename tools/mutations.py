@@ -32,7 +32,7 @@ MUTATIONS = [
     # ---- the breaks listed in the issue -------------------------------------------------------------
     Mutation(
         "class_head_keeps_source_rows",
-        "detr_ft/checkpoints/weight_layouts.py",
+        "detr_ft/checkpoints/weight_loading.py",
         "            del state[key]\n            report.reinitialized.append(key)",
         "            state[key] = torch.cat([state[key], target[key]])[: len(target[key])]  # keep what fits\n"
         "            report.reinitialized.append(key)",
@@ -177,7 +177,7 @@ MUTATIONS = [
     ),
     Mutation(
         "weights_skipped_on_new_class_head",
-        "detr_ft/checkpoints/weight_layouts.py",
+        "detr_ft/checkpoints/weight_loading.py",
         "    model.load_state_dict(usable, strict=False)\n",
         "    if not report.reinitialized:  # nothing to fine-tune from\n"
         "        model.load_state_dict(usable, strict=False)\n",

@@ -10,7 +10,8 @@ import torch
 from detr_ft import tracking
 from detr_ft.checkpoints import checkpoint_file, published_weights
 from detr_ft.checkpoints.resume import ResumePoint
-from detr_ft.checkpoints.weight_layouts import CheckpointError, LoadReport, load_weights
+from detr_ft.checkpoints.safe_read import CheckpointError
+from detr_ft.checkpoints.weight_loading import LoadReport, load_weights
 from detr_ft.model.classification import form_of_config, form_of_head
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 
 from detr_ft.checkpoints import checkpoint_file
 from detr_ft.checkpoints.resume import read_resumable
-from detr_ft.checkpoints.weight_layouts import CheckpointError, load_weights
+from detr_ft.checkpoints.safe_read import CheckpointError
+from detr_ft.checkpoints.weight_loading import load_weights
 from detr_ft.train import train
 from detr_ft.training.guards import run_folder
 from tests.model.helpers import tiny_detr

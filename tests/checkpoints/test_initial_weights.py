@@ -80,7 +80,7 @@ def test_the_default_weights_follow_the_model_so_changing_model_never_breaks_the
     from hydra.utils import instantiate
 
     from detr_ft.checkpoints.published_weights import PUBLISHED
-    from detr_ft.checkpoints.weight_layouts import load_weights
+    from detr_ft.checkpoints.weight_loading import load_weights
     from detr_ft.config.schema import config_dir
 
     GlobalHydra.instance().clear()

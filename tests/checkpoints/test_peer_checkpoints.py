@@ -20,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
 
-from detr_ft.checkpoints.weight_layouts import load_weights
+from detr_ft.checkpoints.weight_loading import load_weights
 from detr_ft.config.schema import config_dir
 from detr_ft.model import DETR, Backbone, Transformer
 

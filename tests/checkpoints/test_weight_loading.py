@@ -4,7 +4,8 @@ wrote): class-head re-initialisation and row selection, shape errors, strictness
 import pytest
 import torch
 
-from detr_ft.checkpoints.weight_layouts import CheckpointError, load_weights
+from detr_ft.checkpoints.safe_read import CheckpointError
+from detr_ft.checkpoints.weight_loading import load_weights
 from tests.model.helpers import tiny_detr
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from detr_ft.checkpoints.weight_layouts import load_weights
+from detr_ft.checkpoints.weight_loading import load_weights
 from detr_ft.model import DETR, Backbone, HungarianMatcher, SetCriterion, Transformer
 from detr_ft.model.loss.iou_aware import iou_aware_nll, matched_iou
 from detr_ft.model.loss.matcher import PaddedTargets
