@@ -210,7 +210,7 @@ MUTATIONS = [
     ),
     Mutation(
         "size_metrics_dropped",
-        "detr_ft/training/evaluation/coco_evaluation.py",
+        "detr_ft/training/evaluation/coco_scores.py",
         '"mAP75": 2, "mAP_small": 3, "mAP_medium": 4, "mAP_large": 5, "AR100": 8}',
         '"mAP75": 2, "AR100": 8}',
         "val/mAP_small, val/mAP_medium and val/mAP_large are logged",

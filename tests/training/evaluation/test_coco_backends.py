@@ -7,7 +7,8 @@ import pytest
 from benchmarks.bench_coco_eval import synthetic_evaluation_case
 from detr_ft.training.evaluation import coco_backends
 from detr_ft.training.evaluation.coco_backends import resolve_backend, run_cocoeval
-from detr_ft.training.evaluation.coco_evaluation import CocoEvaluation, evaluate_coco
+from detr_ft.training.evaluation.coco_evaluation import CocoEvaluation
+from detr_ft.training.evaluation.coco_scores import evaluate_coco
 
 
 def test_both_backends_give_the_same_numbers():

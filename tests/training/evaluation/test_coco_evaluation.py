@@ -7,7 +7,8 @@ import torch
 
 from detr_ft.data.categories import CategoryMap
 from detr_ft.data.coco import coco_from_dict
-from detr_ft.training.evaluation.coco_evaluation import METRICS, DetectionEvaluator, evaluate_coco
+from detr_ft.training.evaluation.coco_evaluation import DetectionEvaluator
+from detr_ft.training.evaluation.coco_scores import METRICS, evaluate_coco
 
 # Category ids that start neither at 0 nor at 1 and are not contiguous, as in real files.
 CATEGORIES = [{"id": 12, "name": "cat"}, {"id": 40, "name": "dog"}]
