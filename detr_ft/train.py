@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +36,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     from detr_ft.config_checks import check_config
     from detr_ft.training.checkpoint_file import mlflow_run_to_continue
     from detr_ft.training.initial_weights import load_starting_weights, starting_points
+    from detr_ft.training.run_ending import RunEnding
     from detr_ft.training.run_folder import refuse_to_overwrite
     from detr_ft.training.signals import Interruption
     from detr_ft.training.summary import RunSummary, print_summary
@@ -56,19 +55,21 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     }
     resume_run_id = mlflow_run_to_continue(cfg.train.resume_from, cfg.logger.tracking_uri)
     logger = instantiate(cfg.logger, run_name=cfg.logger.run_name or run_name, tags=tags, resume_run_id=resume_run_id)
-    with _failure_recorded(logger), run_lock.holding(cfg.run_dir):  # one run per folder at a time
+    ending = RunEnding(logger)  # FAILED on an error, KILLED on a signal: never left RUNNING
+    with ending.recorded(), run_lock.holding(cfg.run_dir):  # one run per folder at a time
         check_config(cfg)
         run_dir = Path(cfg.run_dir)
         refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))
         pl.seed_everything(cfg.train.seed, workers=True)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        if logger is not None:
-            logger.log_hyperparams(config)
         weights_path, resume_path = starting_points(
             cfg.train.checkpoint_path, cfg.train.resume_from, cfg.logger.tracking_uri
         )  # before data is read
 
-        datamodule = instantiate(cfg.data)
+        with ending.without_a_run():  # a refused dataset leaves no MLflow run behind
+            datamodule = instantiate(cfg.data)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        if logger is not None:
+            logger.log_hyperparams(config)  # the logger's first use: the MLflow run starts here
         tracking.log_dataset_inputs(logger, str(cfg.data.get("name", "unknown")), getattr(datamodule, "paths", {}))
         model = instantiate(cfg.model, num_classes=datamodule.num_classes)
         criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
@@ -83,7 +84,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         trainer.loggers = [logger, *trainer.loggers] if logger is not None else trainer.loggers  # MLflow first
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         summarise = lambda: RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)  # noqa: E731
-        with interruption.exits_honestly(logger, summarise):
+        with ending.during_fit(), interruption.exits_honestly(logger, summarise):
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
 
         summary = summarise()
@@ -99,18 +100,6 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
             tracking.after_resumed_job(logger)
         print_summary(summary)
         return summary
-
-
-@contextmanager
-def _failure_recorded(logger) -> Iterator[None]:
-    """Any error below marks the MLflow run FAILED with its message, then goes on up."""
-    from detr_ft import tracking
-
-    try:
-        yield
-    except Exception as error:
-        tracking.mark_failed(logger, error)
-        raise
 
 
 @hydra_app("config")
