@@ -1,5 +1,5 @@
 """Value checks the config's types cannot express, run by train() before any data is read: `train.*` values in
-range, and `trainer.*` keys that pytorch_lightning.Trainer takes."""
+range, `model.*` values in range (detr_ft.model_checks), and `trainer.*` keys that pytorch_lightning.Trainer takes."""
 
 import inspect
 import math
@@ -8,10 +8,12 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from detr_ft.config import TrainConfig
+from detr_ft.model_checks import check_model_values
 
 
 def check_config(cfg: DictConfig) -> None:
     check_train_values(cfg.train)
+    check_model_values(cfg.model)
     check_trainer_keys(cfg.trainer)
 
 
