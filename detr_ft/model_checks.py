@@ -3,6 +3,8 @@ valid (`model.num_queries=0: want an integer >= 1`), instead of a shape error de
 
 from omegaconf import DictConfig
 
+from detr_ft.plain_errors import ConfigError
+
 
 def _integer(least: int):
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= least
@@ -57,4 +59,4 @@ def check_model_values(model: DictConfig) -> None:
     if not problems and isinstance(d_model, int) and isinstance(heads, int) and d_model % heads:
         problems.append(f"model.transformer.nhead={heads}: want a divisor of model.transformer.d_model={d_model}")
     if problems:
-        raise ValueError("model settings out of range:\n  " + "\n  ".join(problems))
+        raise ConfigError("model settings out of range:\n  " + "\n  ".join(problems))
