@@ -35,6 +35,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     from detr_ft import tracking
     from detr_ft.config_checks import check_config
     from detr_ft.training.checkpoint_file import mlflow_run_to_continue
+    from detr_ft.training.finished_runs import refuse_finished_run
     from detr_ft.training.initial_weights import load_starting_weights, starting_points
     from detr_ft.training.run_ending import RunEnding
     from detr_ft.training.run_folder import refuse_to_overwrite
@@ -65,7 +66,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
             cfg.train.checkpoint_path, cfg.train.resume_from, cfg.logger.tracking_uri
         )  # before data is read
 
-        with ending.without_a_run():  # a refused dataset leaves no MLflow run behind
+        with ending.without_a_run():  # a refused dataset leaves no MLflow run behind, a finished one as it was
+            refuse_finished_run(resume_path, cfg.train.epochs)
             datamodule = instantiate(cfg.data)
         config = OmegaConf.to_container(cfg, resolve=True)
         if logger is not None:
