@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,10 +35,11 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     from detr_ft import tracking
     from detr_ft.checkpoints.initial_weights import load_starting_weights, starting_points
     from detr_ft.checkpoints.lightning_io import resume_path
-    from detr_ft.checkpoints.resume import ResumePoint
+    from detr_ft.checkpoints.resume import ResumePoint, refuse_finished_run
     from detr_ft.config.value_checks import check_config
     from detr_ft.inference.model_logging import log_run_model
     from detr_ft.training.callbacks import build_callbacks
+    from detr_ft.training.guards.run_ending import RunEnding
     from detr_ft.training.guards.run_folder import refuse_to_overwrite
     from detr_ft.training.guards.signals import Interruption
     from detr_ft.training.reports.summary import RunSummary, print_summary
@@ -60,17 +59,20 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     resume = ResumePoint.read(cfg.train.resume_from)  # the one read of the resume checkpoint
     resume_run_id = resume.mlflow_run_id(cfg.logger.tracking_uri)
     logger = instantiate(cfg.logger, run_name=cfg.logger.run_name or run_name, tags=tags, resume_run_id=resume_run_id)
-    with _failure_recorded(logger), run_lock.holding(cfg.run_dir):  # one run per folder at a time
+    ending = RunEnding(logger)  # FAILED on an error, KILLED on a signal: never left RUNNING
+    with ending.recorded(), run_lock.holding(cfg.run_dir):  # one run per folder at a time
         check_config(cfg)
         run_dir = Path(cfg.run_dir)
         refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))
         pl.seed_everything(cfg.train.seed, workers=True)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        if logger is not None:
-            logger.log_hyperparams(config)
         weights_path, resumed = starting_points(cfg.train.checkpoint_path, resume, cfg.logger.tracking_uri)
 
-        datamodule = instantiate(cfg.data)
+        with ending.without_a_run():  # a refused dataset leaves no MLflow run behind, a finished one as it was
+            refuse_finished_run(resumed, cfg.train.epochs)
+            datamodule = instantiate(cfg.data)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        if logger is not None:
+            logger.log_hyperparams(config)  # the logger's first use: the MLflow run starts here
         tracking.log_dataset_inputs(logger, str(cfg.data.get("name", "unknown")), getattr(datamodule, "paths", {}))
         model = instantiate(cfg.model, num_classes=datamodule.num_classes)
         criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
@@ -85,7 +87,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         uri = cfg.logger.tracking_uri
         summarise = lambda: RunSummary.after_fit(trainer, built, logger, uri, weight_tags, overrides)  # noqa: E731
-        with interruption.exits_honestly(logger, summarise):
+        with ending.during_fit(), interruption.exits_honestly(logger, summarise):
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(trainer, resumed))
 
         summary = summarise()
@@ -101,18 +103,6 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
             tracking.after_resumed_job(logger)
         print_summary(summary)
         return summary
-
-
-@contextmanager
-def _failure_recorded(logger) -> Iterator[None]:
-    """Any error below marks the MLflow run FAILED with its message, then goes on up."""
-    from detr_ft import tracking
-
-    try:
-        yield
-    except Exception as error:
-        tracking.mark_failed(logger, error)
-        raise
 
 
 @hydra_app("config")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from detr_ft.checkpoints.checkpoint_file import Checkpoint, in_run_folder, read
 from detr_ft.checkpoints.safe_read import CheckpointError
+from detr_ft.config.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +59,17 @@ class ResumePoint:
                 tracking_uri,
             )
         return None
+
+
+def refuse_finished_run(resumed: Checkpoint | None, epochs: int) -> None:
+    """ConfigError when the resumed run has finished `epochs` epochs (train.epochs of this command): resuming it
+    would train nothing, exit 0 and leave an empty run folder behind. Read from the checkpoint already read."""
+    if resumed is None:
+        return
+    done = int(resumed.contents.get("epoch", -1)) + 1  # last.ckpt is written when an epoch ends: counts from 0
+    if done >= epochs:
+        raise ConfigError(
+            f"train.resume_from: {resumed.path} is a finished run ({done} of train.epochs={epochs} epochs done): "
+            f"there is nothing to resume. To train from its weights in a new run, use "
+            f"train.checkpoint_path={resumed.path}; to train this run for longer, raise train.epochs above {done}."
+        )

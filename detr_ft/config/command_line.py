@@ -4,6 +4,7 @@ one), at the level where the name went wrong."""
 
 import difflib
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from detr_ft.config.plain_errors import reported_plainly
 from detr_ft.config.schema import config_dir
 
 _FLAGS_WITH_A_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
@@ -25,12 +27,13 @@ def hydra_app(config_name: str) -> Callable:
     valid keys there (tests pass a composed config straight to the task, as with Hydra's own decorator)."""
 
     def decorate(task: Callable) -> Callable:
-        hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)
+        plain = functools.wraps(task)(reported_plainly(task))  # a user's mistake: its one line, no traceback
+        hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(plain)
 
         @functools.wraps(task)
         def main(*args: Any, **kwargs: Any) -> Any:
-            if not args and not kwargs and _sweeps_the_built_in_config(sys.argv[1:]):
-                _exit_on_unknown_keys(config_name, sys.argv[1:])  # before a sweep makes its store and parent run
+            if not args and not kwargs and _checks_keys_first(sys.argv[1:]):
+                _exit_on_unknown_keys(config_name, sys.argv[1:])  # before Hydra's message, a sweep's parent run
             try:
                 return hydra_main(*args, **kwargs)
             except SystemExit as exit:
@@ -44,10 +47,15 @@ def hydra_app(config_name: str) -> Callable:
     return decorate
 
 
-def _sweeps_the_built_in_config(argv: list[str]) -> bool:
-    """--multirun over conf/ as shipped (another config file may hold keys the built-in one lacks)."""
+def _checks_keys_first(argv: list[str]) -> bool:
+    """A command over conf/ as shipped (another config file may hold keys the built-in one lacks): a misspelt key
+    then prints only our line (HYDRA_FULL_ERROR=1 leaves it to Hydra's, with its traceback)."""
     config_flags = _FLAGS_WITH_A_VALUE - {"--info", "-i"}
-    return bool({"--multirun", "-m"} & set(argv)) and not any(word.split("=")[0] in config_flags for word in argv)
+    if any(word.split("=")[0] in config_flags for word in argv) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return False
+    if {"--multirun", "-m"} & set(argv):
+        return True
+    return bool(_overrides(argv)) and not any(word.startswith("-") for word in argv)
 
 
 def _exit_on_unknown_keys(config_name: str, argv: list[str]) -> None:

@@ -165,6 +165,9 @@ def register() -> None:
         OmegaConf.register_new_resolver("precision", resolve_precision, use_cache=True)
     if not OmegaConf.has_resolver("backbone_lr"):
         OmegaConf.register_new_resolver("backbone_lr", backbone_learning_rate)
+    from detr_ft.training.guards import job_folder_lock  # `${locked_job_folder:...}`: hydra.sweep.subdir
+
+    job_folder_lock.register()
 
 
 register()

@@ -92,6 +92,7 @@ class RunFolderGuard(Callback):
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if str(config.hydra.mode).endswith("MULTIRUN"):
             self._release()
+            run_lock.release(str(config.hydra.runtime.output_dir))  # taken as Hydra named it (job_folder_lock)
 
     def _guard(self, folder: Path, config: DictConfig) -> None:
         if run_lock.is_secondary_process():  # a DDP worker re-running the command: rank 0 holds the folder

@@ -8,6 +8,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from detr_ft.train import train
+from detr_ft.training.guards.divergence import Diverged
 from tests.conftest import run_app_with_mlflow
 
 WHAT_TO_CHANGE = ("train.learning_rate", "train.gradient_clip_val", "train.precision")
@@ -30,6 +31,16 @@ def test_a_huge_learning_rate_stops_at_the_first_non_finite_value_saying_what_to
     assert f"at step {steps.steps} of epoch 0" in message  # the step that failed, before its optimizer update
     assert "head 1e+36" in message and "Last good checkpoint: none yet" in message
     assert all(key in message for key in WHAT_TO_CHANGE), message
+
+
+def test_a_non_finite_loss_with_finite_predictions_stops_before_its_backward_pass(tiny_cfg):
+    """The loss's own check: an infinite loss weight makes the loss inf while every prediction stays finite."""
+    steps = StepsTaken()
+    with pytest.raises(Diverged) as raised:
+        train(tiny_cfg("criterion.weights.loss_giou=inf"), callbacks=[steps])
+    message = str(raised.value)
+    assert message.startswith("training diverged: the loss is inf, in training at step 0 of epoch 0"), message
+    assert steps.steps == 0 and all(key in message for key in WHAT_TO_CHANGE), message
 
 
 class LearningRateExplodes(pl.Callback):

@@ -70,6 +70,23 @@ def test_a_refused_run_leaves_the_other_runs_hydra_files_byte_identical(tmp_path
     assert {name: (folder / name).read_bytes() for name in files} == files
 
 
+def test_a_sweep_job_refused_for_a_locked_folder_leaves_its_hydra_files_byte_identical(tmp_path):
+    """The job's folder is locked as Hydra names it, before Hydra writes the job's `.hydra/` and log file."""
+    folder = tmp_path / "sweep" / "0"
+    files = _fake_earlier_run(folder, with_checkpoint=False)
+    holder = _hold_in_another_process(folder)
+    try:
+        args = ["-m", "detr_ft", "--multirun", *TINY_OVERRIDES, "train.seed=2", f"hydra.sweep.dir={folder.parent}"]
+        result = run_cli(args, cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode != 0
+    assert re.search(f"{folder} is in use by another run \\(pid {holder.pid}\\)", result.stderr), result.stderr[-2000:]
+    assert {name: (folder / name).read_bytes() for name in files} == files
+    assert sorted(p.name for p in folder.iterdir()) == [".hydra", ".run.lock"]  # no log file either
+
+
 @pytest.mark.slow
 def test_two_runs_started_together_on_one_folder_one_is_refused_and_the_other_finishes_whole(tmp_path):
     folder = tmp_path / "run"
