@@ -148,9 +148,12 @@ def run_reference(logger: ResilientMLFlowLogger | None) -> dict[str, str] | None
 
 
 def flat_params(params: Mapping, parent: str = "") -> dict:
-    """Nested params with their keys joined by "/" (train/learning_rate), as Lightning's MLflow logger logs them."""
+    """Nested params with their keys joined by "/" (train/learning_rate), as Lightning's MLflow logger logs them:
+    a list of mappings counts as one (trainer/logger/0/save_dir), so a resume compares the keys it logged."""
     flat = {}
     for key, value in params.items():
         name = f"{parent}/{key}" if parent else str(key)
+        if isinstance(value, list) and all(isinstance(item, Mapping) for item in value):
+            value = {str(index): item for index, item in enumerate(value)}
         flat |= flat_params(value, name) if isinstance(value, Mapping) else {name: value}
     return flat
