@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from detr_ft.data.coco import coco_from_dict
-from detr_ft.training.coco_backends import faster_coco_eval_installed, run_cocoeval
-from detr_ft.training.confusion import confusion_matrix
-from detr_ft.training.detection_rows import pack_results
-from detr_ft.training.evaluation_pictures import draw_confusion_matrix, draw_pr_curves
+from detr_ft.training.evaluation.best_epoch_pictures import draw_confusion_matrix, draw_pr_curves
+from detr_ft.training.evaluation.coco_backends import faster_coco_eval_installed, run_cocoeval
+from detr_ft.training.evaluation.confusion import confusion_matrix
+from detr_ft.training.evaluation.rank_gathering import pack_results
 
 IMAGES, DETECTIONS, CLASSES = 5000, 100, 20
 

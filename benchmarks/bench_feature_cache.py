@@ -56,7 +56,7 @@ def run(overrides: list[str], run_dir: Path) -> EpochClock:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from detr_ft.config import config_dir
+    from detr_ft.config.schema import config_dir
     from detr_ft.train import train
 
     GlobalHydra.instance().clear()
@@ -79,7 +79,7 @@ def step_speedup(model_name: str, batch: int, size: int) -> tuple[float, float]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from detr_ft.config import config_dir
+    from detr_ft.config.schema import config_dir
 
     torch.manual_seed(0)
     GlobalHydra.instance().clear()

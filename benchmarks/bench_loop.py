@@ -36,7 +36,7 @@ def compose(folder: Path, images: int, strategy: str):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from detr_ft.config import config_dir
+    from detr_ft.config.schema import config_dir
 
     overrides = [
         "experiment=quickstart",

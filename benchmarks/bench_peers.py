@@ -64,8 +64,8 @@ def build_models(device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module
     from hydra.utils import instantiate
     from transformers import DetrConfig, DetrForObjectDetection
 
-    from detr_ft.config import config_dir
-    from detr_ft.model.weight_layouts import load_weights
+    from detr_ft.checkpoints.weight_loading import load_weights
+    from detr_ft.config.schema import config_dir
 
     torch.manual_seed(0)
     # auxiliary_loss: the paper's recipe, as detr_ft trains; both models then compute the same loss terms.
@@ -137,8 +137,8 @@ def set_backbone_training(peer, ours, trains: bool) -> None:
 
 
 def our_optimizer(ours, criterion) -> torch.optim.Optimizer:
-    from detr_ft.training.lr_schedule import LearningRateSchedule
-    from detr_ft.training.module import DetrModule
+    from detr_ft.training.loop.lr_schedule import LearningRateSchedule
+    from detr_ft.training.loop.module import DetrModule
 
     module = DetrModule(ours, criterion, 1e-4, 1e-5, 1e-4, LearningRateSchedule())
     return module.configure_optimizers()

@@ -21,7 +21,7 @@ def run_case(model_name: str, batch: int, size: int, frozen: bool) -> dict:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from detr_ft.config import config_dir
+    from detr_ft.config.schema import config_dir
 
     torch.manual_seed(0)
     with initialize_config_dir(str(config_dir()), version_base="1.3"):

@@ -14,10 +14,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from detr_ft.config import config_dir
+from detr_ft.checkpoints.checkpoint_file import read
+from detr_ft.checkpoints.weight_loading import load_weights
+from detr_ft.config.schema import config_dir
 from detr_ft.model.classification import form_of_config
-from detr_ft.model.weight_layouts import load_weights
-from detr_ft.training.checkpoint_file import read
 
 CLASSES = 6
 

@@ -12,8 +12,8 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft.command_line import hydra_app
-from detr_ft.config import exit_if_missing
+from detr_ft.config.command_line import hydra_app
+from detr_ft.config.schema import exit_if_missing
 
 SPLIT_KEYS = ("format", "root", "classes", "cache_dir")
 PATH_KEYS = ("train_images", "train_annotations", "val_images", "val_annotations", "test_images", "test_annotations")

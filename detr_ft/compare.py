@@ -15,7 +15,7 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft.command_line import hydra_app
+from detr_ft.config.command_line import hydra_app
 
 
 @hydra_app("compare")

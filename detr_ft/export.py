@@ -12,9 +12,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from detr_ft.atomic_write import atomic_path
-from detr_ft.command_line import hydra_app
-from detr_ft.config import exit_if_missing
+from detr_ft.checkpoints.atomic_write import atomic_path
+from detr_ft.config.command_line import hydra_app
+from detr_ft.config.schema import exit_if_missing
 
 FORMATS = ("ckpt", "onnx")
 
@@ -25,7 +25,7 @@ def export_to_onnx(checkpoint: str, output: str, image_size: int, opset: int, ov
     target = Path(output)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=true to replace it or choose another output=")
-    from detr_ft.inference import Detector  # after the check: a refusal loads no torch
+    from detr_ft.inference.detector import Detector  # after the check: a refusal loads no torch
     from detr_ft.model.onnx_export import export_onnx
 
     model = Detector(checkpoint, device="cpu").model
@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> None:
             path = export_to_onnx(cfg.checkpoint, cfg.output, cfg.image_size, cfg.opset, cfg.overwrite)
         else:
             # Imported when the command runs: `--help` and a misspelt key's error load no torch or MLflow.
-            from detr_ft.training.checkpoint_file import export_weights
+            from detr_ft.checkpoints.checkpoint_file import export_weights
 
             path = export_weights(cfg.checkpoint, cfg.output, cfg.half, cfg.overwrite)
     except ModuleNotFoundError as error:

@@ -13,8 +13,8 @@ import sys
 
 from omegaconf import DictConfig
 
-from detr_ft.command_line import hydra_app
-from detr_ft.config import exit_if_missing
+from detr_ft.config.command_line import hydra_app
+from detr_ft.config.schema import exit_if_missing
 
 
 @hydra_app("predict")
@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     exit_if_missing(cfg, "detr_ft.predict")
     # Imported when the command runs: `--help` and a misspelt key's error load no torch or MLflow.
     from detr_ft import tracking
-    from detr_ft.image_predictions import predict
+    from detr_ft.inference.image_folder import predict
 
     try:
         checkpoint = cfg.checkpoint

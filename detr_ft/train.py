@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,13 +13,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from detr_ft import run_lock
-from detr_ft.command_line import hydra_app
+from detr_ft.config.command_line import hydra_app
+from detr_ft.training.guards import run_lock
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from detr_ft.training.summary import RunSummary
+    from detr_ft.training.reports.summary import RunSummary
 
 
 def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSummary:
@@ -35,12 +33,16 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
     import pytorch_lightning as pl
 
     from detr_ft import tracking
-    from detr_ft.config_checks import check_config
-    from detr_ft.training.checkpoint_file import mlflow_run_to_continue
-    from detr_ft.training.initial_weights import load_starting_weights, starting_points
-    from detr_ft.training.run_folder import refuse_to_overwrite
-    from detr_ft.training.signals import Interruption
-    from detr_ft.training.summary import RunSummary, print_summary
+    from detr_ft.checkpoints.initial_weights import load_starting_weights, starting_points
+    from detr_ft.checkpoints.lightning_io import resume_path
+    from detr_ft.checkpoints.resume import ResumePoint, refuse_finished_run
+    from detr_ft.config.value_checks import check_config
+    from detr_ft.inference.model_logging import log_run_model
+    from detr_ft.training.callbacks import build_callbacks
+    from detr_ft.training.guards.run_ending import RunEnding
+    from detr_ft.training.guards.run_folder import refuse_to_overwrite
+    from detr_ft.training.guards.signals import Interruption
+    from detr_ft.training.reports.summary import RunSummary, print_summary
 
     run_name, sweep_tags = tracking.job_identity(cfg)
     tags = {
@@ -54,21 +56,23 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         "run_dir": str(cfg.run_dir),
         **sweep_tags,
     }
-    resume_run_id = mlflow_run_to_continue(cfg.train.resume_from, cfg.logger.tracking_uri)
+    resume = ResumePoint.read(cfg.train.resume_from)  # the one read of the resume checkpoint
+    resume_run_id = resume.mlflow_run_id(cfg.logger.tracking_uri)
     logger = instantiate(cfg.logger, run_name=cfg.logger.run_name or run_name, tags=tags, resume_run_id=resume_run_id)
-    with _failure_recorded(logger), run_lock.holding(cfg.run_dir):  # one run per folder at a time
+    ending = RunEnding(logger)  # FAILED on an error, KILLED on a signal: never left RUNNING
+    with ending.recorded(), run_lock.holding(cfg.run_dir):  # one run per folder at a time
         check_config(cfg)
         run_dir = Path(cfg.run_dir)
         refuse_to_overwrite(run_dir, resuming=bool(cfg.train.resume_from))
         pl.seed_everything(cfg.train.seed, workers=True)
+        weights_path, resumed = starting_points(cfg.train.checkpoint_path, resume, cfg.logger.tracking_uri)
+
+        with ending.without_a_run():  # a refused dataset leaves no MLflow run behind, a finished one as it was
+            refuse_finished_run(resumed, cfg.train.epochs)
+            datamodule = instantiate(cfg.data)
         config = OmegaConf.to_container(cfg, resolve=True)
         if logger is not None:
-            logger.log_hyperparams(config)
-        weights_path, resume_path = starting_points(
-            cfg.train.checkpoint_path, cfg.train.resume_from, cfg.logger.tracking_uri
-        )  # before data is read
-
-        datamodule = instantiate(cfg.data)
+            logger.log_hyperparams(config)  # the logger's first use: the MLflow run starts here
         tracking.log_dataset_inputs(logger, str(cfg.data.get("name", "unknown")), getattr(datamodule, "paths", {}))
         model = instantiate(cfg.model, num_classes=datamodule.num_classes)
         criterion = instantiate(cfg.criterion, num_classes=datamodule.num_classes)
@@ -76,15 +80,15 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         tracking.set_tags(logger, weight_tags)
         module = instantiate(cfg.module, model=model, criterion=criterion)
         resolved = OmegaConf.to_yaml(config)  # stored in every checkpoint and beside them
-        own = {"run_metadata": {"config_yaml": resolved}}  # the one value a node cannot interpolate: the config
-        built = [instantiate(node, **own.get(key, {})) for key, node in cfg.callbacks.items() if node is not None]
+        built = build_callbacks(cfg.callbacks, resolved)
         interruption = Interruption()  # Ctrl-C, SIGTERM: the run ends KILLED, exits 130 / 143
-        trainer = instantiate(cfg.trainer, callbacks=[*built, interruption, *(callbacks or [])])
+        trainer = instantiate(cfg.trainer, callbacks=[*built.built.values(), interruption, *(callbacks or [])])
         trainer.loggers = [logger, *trainer.loggers] if logger is not None else trainer.loggers  # MLflow first
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        summarise = lambda: RunSummary.after_fit(trainer, logger, cfg.logger.tracking_uri, weight_tags, overrides)  # noqa: E731
-        with interruption.exits_honestly(logger, summarise):
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+        uri = cfg.logger.tracking_uri
+        summarise = lambda: RunSummary.after_fit(trainer, built, logger, uri, weight_tags, overrides)  # noqa: E731
+        with ending.during_fit(), interruption.exits_honestly(logger, summarise):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(trainer, resumed))
 
         summary = summarise()
         if not trainer.is_global_zero:  # under DDP the first process writes, logs and prints for all
@@ -94,23 +98,11 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> RunSum
         if cfg.logger.get("log_best_checkpoint") and summary.best_checkpoint:
             uploads.append(Path(summary.best_checkpoint))
         tracking.log_run_end(logger, summary.tags(), uploads)
-        tracking.log_run_model(logger, summary, cfg.logger, in_sweep="sweep" in sweep_tags)  # runs:/<id>/model
+        log_run_model(logger, summary, cfg.logger, in_sweep="sweep" in sweep_tags)  # runs:/<id>/model
         if cfg.train.resume_from:
             tracking.after_resumed_job(logger)
         print_summary(summary)
         return summary
-
-
-@contextmanager
-def _failure_recorded(logger) -> Iterator[None]:
-    """Any error below marks the MLflow run FAILED with its message, then goes on up."""
-    from detr_ft import tracking
-
-    try:
-        yield
-    except Exception as error:
-        tracking.mark_failed(logger, error)
-        raise
 
 
 @hydra_app("config")

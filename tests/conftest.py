@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from detr_ft.config import config_dir
+from detr_ft.config.schema import config_dir
 from tests.tiers import (  # noqa: F401  (hooks: the slow tier marked by what a test starts, and guarded)
     pytest_collection_modifyitems,
     pytest_runtest_call,

@@ -32,7 +32,7 @@ MUTATIONS = [
     # ---- the breaks listed in the issue -------------------------------------------------------------
     Mutation(
         "class_head_keeps_source_rows",
-        "detr_ft/model/weight_layouts.py",
+        "detr_ft/checkpoints/weight_loading.py",
         "            del state[key]\n            report.reinitialized.append(key)",
         "            state[key] = torch.cat([state[key], target[key]])[: len(target[key])]  # keep what fits\n"
         "            report.reinitialized.append(key)",
@@ -65,7 +65,7 @@ MUTATIONS = [
     ),
     Mutation(
         "backbone_lr_default",
-        "detr_ft/config.py",
+        "detr_ft/config/schema.py",
         "else 0.1 * float(head)",
         "else 1.0 * float(head)",
         "the backbone's learning rate defaults to 0.1 x train.learning_rate",
@@ -97,7 +97,7 @@ MUTATIONS = [
     ),
     Mutation(
         "eos_coef_ignored",
-        "detr_ft/model/criterion.py",
+        "detr_ft/model/loss/criterion.py",
         "        class_weight[-1] = eos_coef\n",
         "",
         "the no-object class is down-weighted by eos_coef in the classification loss",
@@ -113,7 +113,7 @@ MUTATIONS = [
     ),
     Mutation(
         "monitor_mode_swapped",
-        "detr_ft/training/monitor.py",
+        "detr_ft/training/loop/monitor.py",
         'return "min" if "loss" in monitor else "max"',
         'return "max" if "loss" in monitor else "min"',
         "the best checkpoint has the highest val/mAP (lowest loss when a loss is monitored)",
@@ -145,7 +145,7 @@ MUTATIONS = [
     ),
     Mutation(
         "alias_moves_to_a_worse_model",
-        "detr_ft/tracking/model_logging.py",
+        "detr_ft/tracking/registry.py",
         "if stored is not None and value <= float(stored):",
         "if stored is not None and value >= float(stored):",
         "a sweep moves the registry's @best alias only to a model that beats it",
@@ -161,7 +161,7 @@ MUTATIONS = [
     ),
     Mutation(
         "pyfunc_ignores_threshold",
-        "detr_ft/serving.py",
+        "detr_ft/inference/pyfunc_model.py",
         'threshold = float((params or {}).get("threshold", DEFAULT_THRESHOLD))',
         "threshold = DEFAULT_THRESHOLD",
         "the logged model's predict keeps the detections scoring at least params['threshold']",
@@ -177,7 +177,7 @@ MUTATIONS = [
     ),
     Mutation(
         "weights_skipped_on_new_class_head",
-        "detr_ft/model/weight_layouts.py",
+        "detr_ft/checkpoints/weight_loading.py",
         "    model.load_state_dict(usable, strict=False)\n",
         "    if not report.reinitialized:  # nothing to fine-tune from\n"
         "        model.load_state_dict(usable, strict=False)\n",
@@ -186,7 +186,7 @@ MUTATIONS = [
     ),
     Mutation(
         "schedule_tag_dropped",
-        "detr_ft/training/finetuning.py",
+        "detr_ft/training/loop/finetuning.py",
         '{"strategy": ran.kind, "schedule": ran.describe(), **auto_tags}',
         '{"strategy": ran.kind, **auto_tags}',
         "the MLflow run carries the tag `schedule`",
@@ -194,7 +194,7 @@ MUTATIONS = [
     ),
     Mutation(
         "lr_groups_logged_as_one",
-        "detr_ft/training/module.py",
+        "detr_ft/training/loop/module.py",
         'self.log(f"lr/{group[\'name\']}", group["lr"], on_step=True, on_epoch=False)',
         'self.log("lr", group["lr"], on_step=True, on_epoch=False)',
         "each optimizer group's learning rate is logged as lr/<group>",
@@ -202,7 +202,7 @@ MUTATIONS = [
     ),
     Mutation(
         "trainable_stages_not_logged",
-        "detr_ft/training/module.py",
+        "detr_ft/training/loop/module.py",
         '        self.log("backbone/trainable_stages", float(len(stages)), on_step=False, on_epoch=True)\n',
         "",
         "the number of training backbone stages is logged as backbone/trainable_stages",
@@ -210,7 +210,7 @@ MUTATIONS = [
     ),
     Mutation(
         "size_metrics_dropped",
-        "detr_ft/training/evaluation.py",
+        "detr_ft/training/evaluation/coco_scores.py",
         '"mAP75": 2, "mAP_small": 3, "mAP_medium": 4, "mAP_large": 5, "AR100": 8}',
         '"mAP75": 2, "AR100": 8}',
         "val/mAP_small, val/mAP_medium and val/mAP_large are logged",
@@ -226,7 +226,7 @@ MUTATIONS = [
     ),
     Mutation(
         "hf_shortcut_conv_misnamed",
-        "detr_ft/model/weight_layouts.py",
+        "detr_ft/checkpoints/weight_layouts.py",
         'lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0.",',
         'lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1.",',
         "Hugging Face native-ResNet shortcut convolutions load into downsample.0",
@@ -234,7 +234,7 @@ MUTATIONS = [
     ),
     Mutation(
         "official_class_embed_misnamed",
-        "detr_ft/model/weight_layouts.py",
+        "detr_ft/checkpoints/weight_layouts.py",
         '(r"^class_embed\\.", "class_head."),',
         '(r"^class_embed\\.", "class_embed."),',
         "the official release's class_embed loads into our class_head",
@@ -243,7 +243,7 @@ MUTATIONS = [
     # ---- lines that carry the DETR recipe ------------------------------------------------------------
     Mutation(
         "matcher_giou_sign",
-        "detr_ft/model/matcher.py",
+        "detr_ft/model/loss/matcher.py",
         "cost = cost - self.cost_giou * giou",
         "cost = cost + self.cost_giou * giou",
         "the matcher prefers queries whose boxes overlap a target more (cost -GIoU)",
@@ -251,7 +251,7 @@ MUTATIONS = [
     ),
     Mutation(
         "matcher_no_class_cost",
-        "detr_ft/model/matcher.py",
+        "detr_ft/model/loss/matcher.py",
         "cost = -self.cost_class * class_probs",
         "cost = torch.zeros_like(class_probs)",
         "the matcher weighs each query's probability of the target's class (cost_class)",
@@ -259,7 +259,7 @@ MUTATIONS = [
     ),
     Mutation(
         "aux_losses_not_counted",
-        "detr_ft/model/criterion.py",
+        "detr_ft/model/loss/criterion.py",
         'losses["loss"] = (per_layer * self.term_weights).sum()',
         'losses["loss"] = (per_layer[:1] * self.term_weights).sum()',  # the main output's terms only
         "the auxiliary decoder layers' losses count in the total",
@@ -267,7 +267,7 @@ MUTATIONS = [
     ),
     Mutation(
         "aux_losses_unweighted",
-        "detr_ft/model/criterion.py",
+        "detr_ft/model/loss/criterion.py",
         'losses["loss"] = (per_layer * self.term_weights).sum()',
         'losses["loss"] = (per_layer[:1] * self.term_weights).sum() + per_layer[1:].sum()',  # aux weighted 1
         "auxiliary terms share their base term's weight (1/5/2)",
@@ -275,7 +275,7 @@ MUTATIONS = [
     ),
     Mutation(
         "num_boxes_is_batch_size",
-        "detr_ft/model/criterion.py",
+        "detr_ft/model/loss/criterion.py",
         "return max(count, 1.0)",
         "return float(max(len(targets), 1))",
         "box losses are averaged over the batch's target boxes, not its images",
@@ -283,7 +283,7 @@ MUTATIONS = [
     ),
     Mutation(
         "unfreeze_one_epoch_late",
-        "detr_ft/training/finetuning.py",
+        "detr_ft/training/loop/finetuning.py",
         "epoch >= self.start_epochs[s]]",
         "epoch > self.start_epochs[s]]",
         "unfreeze_backbone_at_epoch=N trains the backbone from the start of epoch N",
@@ -291,7 +291,7 @@ MUTATIONS = [
     ),
     Mutation(
         "unfreeze_warmup_from_step_zero",
-        "detr_ft/training/lr_schedule.py",
+        "detr_ft/training/loop/lr_schedule.py",
         "max(0, step - unfreeze_step + 1) / self.unfreeze_warmup_steps",
         "max(0, step + 1) / self.unfreeze_warmup_steps",
         "a stage's learning rate warms up from the step it unfreezes, not from the start of training",
@@ -299,7 +299,7 @@ MUTATIONS = [
     ),
     Mutation(
         "lr_drop_one_epoch_early",
-        "detr_ft/training/lr_schedule.py",
+        "detr_ft/training/loop/lr_schedule.py",
         "sum(epoch >= drop for drop in self.lr_drop_epochs)",
         "sum(epoch >= drop - 1 for drop in self.lr_drop_epochs)",
         "the lr drop factor applies from each drop epoch on, not once more in the epoch before",
@@ -307,7 +307,7 @@ MUTATIONS = [
     ),
     Mutation(
         "frozen_stages_get_lr",
-        "detr_ft/training/module.py",
+        "detr_ft/training/loop/module.py",
         "trainable = set(self.model.backbone.unfrozen_stages)",
         "trainable = set(self.model.backbone.trainable_stages)",
         "a frozen backbone stage's optimizer group has learning rate 0",
@@ -315,7 +315,7 @@ MUTATIONS = [
     ),
     Mutation(
         "postprocess_drops_first_class",
-        "detr_ft/training/detections.py",
+        "detr_ft/model/postprocess.py",
         'probs = outputs["pred_logits"].softmax(-1)[..., :-1]',
         'probs = outputs["pred_logits"].softmax(-1)[..., 1:]',
         "postprocessing drops the no-object column (the last), keeping every real class",
@@ -323,7 +323,7 @@ MUTATIONS = [
     ),
     Mutation(
         "coco_results_use_labels",
-        "detr_ft/training/detections.py",
+        "detr_ft/model/postprocess.py",
         '"category_id": category_map.category_id_of(label),',
         '"category_id": label,',
         "COCO results name the annotation file's category ids, not our contiguous labels",
@@ -331,7 +331,7 @@ MUTATIONS = [
     ),
     Mutation(
         "best_detections_every_epoch",
-        "detr_ft/training/evaluation.py",
+        "detr_ft/training/evaluation/coco_evaluation.py",
         "        if not self.best.offer(float(value), trainer.current_epoch):\n            return\n",
         "        self.best.offer(float(value), trainer.current_epoch)\n",
         "val_detections_best.json holds the best epoch's detections, not the last epoch's",
@@ -339,7 +339,7 @@ MUTATIONS = [
     ),
     Mutation(
         "per_class_ap50_at_iou_055",
-        "detr_ft/training/per_class.py",
+        "detr_ft/training/evaluation/per_class.py",
         "ap50 = _mean_of_defined(precision[0, :, k, 0, -1])",
         "ap50 = _mean_of_defined(precision[1, :, k, 0, -1])",
         "per-class AP50 is read at IoU 0.5 from COCOeval's precision array",
@@ -347,7 +347,7 @@ MUTATIONS = [
     ),
     Mutation(
         "gather_keeps_padded_duplicates",
-        "detr_ft/training/detection_rows.py",
+        "detr_ft/training/evaluation/rank_gathering.py",
         "kept.append(part[~torch.isin(image_ids, seen)])",
         "kept.append(part)",
         "under DDP an image the sampler gave to two ranks is scored once",
@@ -372,35 +372,35 @@ MUTATIONS = [
     # ---- EMA of the weights and early stopping (issue 12) ---------------------------------------------
     Mutation(
         "ema_without_warmup",
-        "detr_ft/training/ema.py",
+        "detr_ft/training/loop/ema.py",
         "        if self.warmup_steps == 0:\n            return self.decay",
         "        if True:\n            return self.decay",
         "the EMA decay warms up as decay * (1 - exp(-t / train.ema_warmup_steps))",
-        ("tests/training/test_ema.py",),
+        ("tests/training/loop/test_ema.py",),
     ),
     Mutation(
         "ema_averages_frozen_parameters",
-        "detr_ft/training/ema.py",
+        "detr_ft/training/loop/ema.py",
         "trainable = tuple(name for name, p in self.model.named_parameters() if p.requires_grad)",
         "trainable = tuple(name for name, p in self.model.named_parameters())",
         "frozen parameters are left out of the EMA, and a stage unfrozen later starts from its own weights",
-        ("tests/training/test_ema.py",),
+        ("tests/training/loop/test_ema.py",),
     ),
     Mutation(
         "validation_scores_raw_weights",
-        "detr_ft/training/ema.py",
+        "detr_ft/training/loop/ema.py",
         "        if self.average is not None and not self._swapped:",
         "        if False:",
         "with EMA on, validation (val/*, the best checkpoint) scores the EMA weights",
-        ("tests/training/test_ema.py",),
+        ("tests/training/loop/test_ema.py",),
     ),
     Mutation(
         "checkpoint_read_ignores_ema",
-        "detr_ft/training/checkpoint_file.py",
+        "detr_ft/checkpoints/checkpoint_file.py",
         '            state |= contents[EMA]["weights"]',
         "            pass",
         "predict, export and fine-tuning read a run's EMA weights from its checkpoint",
-        ("tests/training/test_ema.py",),
+        ("tests/training/loop/test_ema.py",),
     ),
     Mutation(
         "early_stop_before_min_epochs",
@@ -408,12 +408,12 @@ MUTATIONS = [
         "min_epochs: ${train.early_stopping_min_epochs}",
         "min_epochs: null",
         "early stopping never stops before train.early_stopping_min_epochs epochs have run",
-        ("tests/training/test_early_stopping.py",),
+        ("tests/training/guards/test_early_stopping.py",),
     ),
     # ---- issue 23: faults (signals, one run per folder, bad values and files) ------------------------------
     Mutation(
         "signal_exits_zero",
-        "detr_ft/training/signals.py",
+        "detr_ft/training/guards/signals.py",
         "            raise SystemExit(EXIT_CODES[self.signal_name]) from None",
         "            raise SystemExit(0) from None",
         "SIGTERM / Ctrl-C exit 143 / 130, not 0, so a scheduler sees the run did not finish",
@@ -421,15 +421,15 @@ MUTATIONS = [
     ),
     Mutation(
         "run_lock_shared",
-        "detr_ft/run_lock.py",
-        "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)",
-        "fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+        "detr_ft/training/guards/run_lock.py",
+        "        lock.acquire()",
+        "        lock = FileLock(f'{folder / LOCK_FILE}.{os.getpid()}', timeout=0); lock.acquire()",
         "a second run on a folder in use stops at once, naming the other run's pid",
-        ("tests/training/test_run_folder_lock.py",),
+        ("tests/training/guards/test_run_folder_lock.py",),
     ),
     Mutation(
         "negative_learning_rate_accepted",
-        "detr_ft/config_checks.py",
+        "detr_ft/config/value_checks.py",
         '    "learning_rate": (0, True, "e.g. 1e-4; 0 trains nothing"),',
         '    "learning_rate": (-1, True, "e.g. 1e-4; 0 trains nothing"),',
         "an impossible train.learning_rate stops before any data is read, naming the key",
@@ -437,13 +437,13 @@ MUTATIONS = [
     ),
     Mutation(
         "random_bytes_called_code",
-        "detr_ft/model/checkpoint_signature.py",
+        "detr_ft/checkpoints/signature.py",
         '    if head[:1] == b"\\x80":  # a pickle: torch\'s legacy format',
         "    if True:",
         "a file that is no checkpoint is named so, not refused as pickled code",
-        ("tests/model/test_not_a_checkpoint.py",),
+        ("tests/checkpoints/test_not_a_checkpoint.py",),
     ),
-    # ---- training-only aids (model/query_groups.py, model/training_losses.py, model/iou_aware.py) ----------------
+    # ---- training-only aids (model/query_groups.py, model/loss/training_losses.py, model/loss/iou_aware.py) ----
     Mutation(
         "query_groups_see_each_other",
         "detr_ft/model/query_groups.py",
@@ -454,7 +454,7 @@ MUTATIONS = [
     ),
     Mutation(
         "groups_not_repeating_targets",
-        "detr_ft/model/matcher.py",
+        "detr_ft/model/loss/matcher.py",
         "        return self.of(self.labels.repeat_interleave(k, 0), self.boxes.repeat_interleave(k, 0), repeat)",
         "        return self.of(self.labels.repeat(k, 1), self.boxes.repeat(k, 1, 1), repeat)",
         "each group of an image is matched to that image's own targets",
@@ -462,7 +462,7 @@ MUTATIONS = [
     ),
     Mutation(
         "iou_aware_no_object_share",
-        "detr_ft/model/iou_aware.py",
+        "detr_ft/model/loss/iou_aware.py",
         "quality * log_class + (1 - quality) * log_none",
         "quality * log_class + quality * log_none",
         "an IoU-aware target puts 1 - quality on no-object",

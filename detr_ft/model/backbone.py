@@ -2,8 +2,7 @@
 
 Which stages may ever train is a model setting (`trainable_stages`; DETR trains layer2-4 and keeps the
 stem and layer1 fixed); which of them train now is the fine-tuning strategy's (`freeze`/`unfreeze`).
-Frozen stages run without building an autograd graph, so no activations are kept for backward.
-"""
+Frozen stages run without building an autograd graph, so no activations are kept for backward."""
 
 import logging
 from pathlib import Path
@@ -15,7 +14,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from detr_ft.model.weight_layouts import read_weights_file
+from detr_ft.checkpoints.safe_read import read_weights_file
 
 log = logging.getLogger(__name__)
 

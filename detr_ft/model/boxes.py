@@ -26,7 +26,7 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """IoU and union of every pair of xyxy boxes: a [..., N, 4], b [..., M, 4] -> ([..., N, M], [..., N, M])."""
-    return _iou(a[..., :, None, :], b[..., None, :, :])
+    return paired_iou(a[..., :, None, :], b[..., None, :, :])
 
 
 def generalized_box_iou(a: torch.Tensor, b: torch.Tensor, validate: bool = True) -> torch.Tensor:
@@ -60,8 +60,9 @@ def _check_not_degenerate(a: torch.Tensor, b: torch.Tensor) -> None:
         torch._assert_async(valid, message)
 
 
-def _iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """IoU and union of boxes a and b, broadcast against each other ([..., 4] each)."""
+def paired_iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IoU and union of boxes a and b, broadcast against each other ([..., 4] each). Batched and paired, which
+    torchvision.ops.box_iou ([N, 4] x [M, 4] only) is not; GIoU builds on it."""
     top_left = torch.max(a[..., :2], b[..., :2])
     bottom_right = torch.min(a[..., 2:], b[..., 2:])
     intersection = (bottom_right - top_left).clamp(min=0).prod(-1)
@@ -70,7 +71,7 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    iou, union = _iou(a, b)
+    iou, union = paired_iou(a, b)
     enclosing = (torch.max(a[..., 2:], b[..., 2:]) - torch.min(a[..., :2], b[..., :2])).clamp(min=0)
     enclosing_area = enclosing.prod(-1).clamp(min=1e-12)
     return iou - (enclosing_area - union) / enclosing_area

@@ -7,7 +7,6 @@
 - sweep_parent.py: the Hydra callback whose parent run holds a sweep's jobs and its comparison;
 - lookup.py: runs by reference, experiment or sweep; checkpoint references (`runs:/...`, `models:/...`, a run id);
 - datasets.py: the train and val splits as MLflow dataset inputs (name, annotation file, content digest);
-- model_logging.py: the run's weights as a pyfunc MLflow model (`logger.log_model`), the Model Registry and @best;
 - comparison.py: the table and plot of runs ranked by a metric (`python -m detr_ft.compare`);
 - tags.py: the tag names these share.
 
@@ -24,7 +23,6 @@ Below are the names the training recipe uses (and conf/logger/*.yaml's targets).
 from detr_ft.tracking.datasets import log_dataset_inputs
 from detr_ft.tracking.logger import mlflow_logger, no_logger, run_reference
 from detr_ft.tracking.lookup import is_run_reference, resolve_checkpoint_reference
-from detr_ft.tracking.model_logging import log_run_model
 from detr_ft.tracking.names import job_identity
 from detr_ft.tracking.recording import git_commit, log_artifact, log_run_end, mark_failed, set_tags
 from detr_ft.tracking.sweep_parent import after_resumed_job
@@ -37,7 +35,6 @@ __all__ = [
     "log_artifact",
     "log_dataset_inputs",
     "log_run_end",
-    "log_run_model",
     "mark_failed",
     "mlflow_logger",
     "no_logger",

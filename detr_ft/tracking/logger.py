@@ -2,8 +2,8 @@
 run it resumes and survives a tracking server that goes away mid-run."""
 
 import logging
+from collections.abc import Mapping
 
-from lightning_fabric.utilities.logger import _convert_params, _flatten_dict
 from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.loggers.logger import rank_zero_experiment
@@ -125,8 +125,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         if not self._resuming:
             return super().log_hyperparams(params)
         _ = self.experiment
-        # Lightning flattens params this way itself before logging them; it has no public helper for it.
-        flat = _flatten_dict(_convert_params(params))
+        flat = flat_params(dict(params or {}))
         old = self._params_before_resume
         changed = sorted(k for k, v in flat.items() if k in old and old[k] != str(v)[:250])
         super().log_hyperparams({k: v for k, v in flat.items() if k not in old})
@@ -146,3 +145,15 @@ def run_reference(logger: ResilientMLFlowLogger | None) -> dict[str, str] | None
     if logger is None:
         return None
     return {"run_id": logger.run_id, "tracking_uri": logger.tracking_uri}
+
+
+def flat_params(params: Mapping, parent: str = "") -> dict:
+    """Nested params with their keys joined by "/" (train/learning_rate), as Lightning's MLflow logger logs them:
+    a list of mappings counts as one (trainer/logger/0/save_dir), so a resume compares the keys it logged."""
+    flat = {}
+    for key, value in params.items():
+        name = f"{parent}/{key}" if parent else str(key)
+        if isinstance(value, list) and all(isinstance(item, Mapping) for item in value):
+            value = {str(index): item for index, item in enumerate(value)}
+        flat |= flat_params(value, name) if isinstance(value, Mapping) else {name: value}
+    return flat

@@ -3,6 +3,7 @@ between runs (`lr=2e-4, frozen`), and, for a multirun's job, the sweep record it
 folder (detr_ft/tracking/sweep_parent.py)."""
 
 import json
+import math
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -34,6 +35,8 @@ def _short_value(value: str) -> str:
     try:
         number = float(value)
     except ValueError:
+        return value
+    if not math.isfinite(number):  # inf, nan: as given
         return value
     if number.is_integer() and abs(number) < 1e5 and "e" not in value.lower():
         return str(int(number))

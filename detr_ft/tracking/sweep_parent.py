@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from detr_ft.tracking import comparison, model_logging, store
+from detr_ft.tracking import comparison, registry, store
 from detr_ft.tracking.lookup import child_runs
 from detr_ft.tracking.names import SWEEP_FILE, read_record, sweep_record, swept_keys, write_record
 from detr_ft.tracking.recording import git_commit
@@ -166,7 +166,7 @@ def update_parent(record: dict) -> list:
 def _register_best_job(record: dict, name: str) -> None:
     """The sweep's best job's model into the registry; @best moves only when it beats the alias's version."""
     try:
-        model_logging.register_sweep_best(record["tracking_uri"], record["run_id"], name)
+        registry.register_sweep_best(record["tracking_uri"], record["run_id"], name)
     except Exception as error:  # e.g. the jobs ran with logger.log_model=none: the sweep itself still finished
         log.warning("could not register the sweep's best job as %r: %s", name, error)
 

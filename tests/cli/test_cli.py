@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from detr_ft.config import config_dir
+from detr_ft.config.schema import config_dir
 from tests.conftest import REPO, run_app_with_mlflow, run_cli
 
 GROUP_OPTIONS = {
@@ -29,7 +29,7 @@ def test_every_config_group_option_builds_what_it_names(group, option):
     weights, no download), trainers into valid Trainer arguments, strategies into their preset's plan."""
     from hydra.utils import instantiate
 
-    from detr_ft.config_checks import check_trainer_keys
+    from detr_ft.config.value_checks import check_trainer_keys
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
@@ -71,7 +71,7 @@ def test_every_experiment_composes_without_a_preset_warning(experiment):
 def _preset_warning(cfg) -> str | None:
     from hydra.utils import instantiate
 
-    from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
+    from detr_ft.training.loop.finetuning import UnfreezePlan, preset_mismatch
 
     callback = instantiate(cfg.callbacks.backbone_unfreezing)  # what the run's strategy callback is given
     plan = UnfreezePlan(list(cfg.model.backbone.trainable_stages), *callback.settings)

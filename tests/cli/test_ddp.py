@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
-from detr_ft.config import ASSETS_DIR
-from detr_ft.training import checkpoint_file
+from detr_ft.checkpoints import checkpoint_file
+from detr_ft.config.schema import ASSETS_DIR
 from tests.conftest import compose_config, run_app_with_mlflow
 
 # The shipped checkpoint on the classes it knows: a val/mAP well above 0, so equality means something.

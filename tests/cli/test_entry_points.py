@@ -66,7 +66,7 @@ def test_help_lists_the_keys_and_a_misspelt_key_fails_naming_it_and_the_valid_on
 
     wrong = run_cli(["-m", module, misspelt], cwd=tmp_path, timeout=180)
     assert wrong.returncode != 0
-    assert f"Could not override '{misspelt.split('=')[0]}'" in wrong.stderr, wrong.stderr
+    assert "Could not override" not in wrong.stderr, wrong.stderr  # our one line only, not Hydra's as well
     assert f"(did you mean {nearest}?). Valid keys under" in wrong.stderr, wrong.stderr
     listed = wrong.stderr.rsplit("Valid keys under", 1)[1].split(": ", 1)[1].split()
     assert f"{nearest.rsplit('.', 1)[-1]}," in listed or listed[-1] == nearest.rsplit(".", 1)[-1], listed

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from detr_ft.data.categories import CategoryMap
-from detr_ft.inference import Detector
+from detr_ft.inference.detector import Detector
 from tests.conftest import compose_config, run_cli
 
 CATEGORY_MAP = CategoryMap.from_coco_categories([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])

@@ -14,10 +14,10 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from detr_ft import tracking
-from detr_ft.image_predictions import predict
-from detr_ft.tracking import model_logging
+from detr_ft.checkpoints import checkpoint_file
+from detr_ft.inference.image_folder import predict
+from detr_ft.tracking import registry
 from detr_ft.train import train
-from detr_ft.training import checkpoint_file
 from tests.conftest import compose_config, mlflow_store, run_app_with_mlflow, run_cli, sweep_runs
 
 NAME = "detr-test"
@@ -73,7 +73,7 @@ def test_a_fresh_process_loads_the_model_and_finds_what_predict_finds(store, tmp
         shutil.copy(image, folder)
     written = predict(store["summary"].best_checkpoint, folder, threshold=0.0, output=tmp_path / "out", device="cpu")
     expected = _records(json.loads((written / "detections.json").read_text()))
-    model_uri = store["run"].data.tags[model_logging.MODEL_TAG]
+    model_uri = store["run"].data.tags[registry.MODEL_TAG]
     done = run_cli(["-c", LOAD_AND_PREDICT, store["uri"], model_uri, *map(str, sorted(folder.iterdir()))], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(done.stdout.split("ROWS=", 1)[1])
@@ -82,7 +82,7 @@ def test_a_fresh_process_loads_the_model_and_finds_what_predict_finds(store, tmp
 
 
 def test_the_registered_model_is_found_by_its_alias_and_predict_runs_it(store, tmp_path):
-    version = store["client"].get_model_version_by_alias(NAME, model_logging.ALIAS)
+    version = store["client"].get_model_version_by_alias(NAME, registry.ALIAS)
     assert version.run_id == store["summary"].mlflow_run_id
     args = ["-m", "detr_ft.predict", f"checkpoint=models:/{NAME}@best", f"input={store['images'][0]}"]
     done = run_cli([*args, "threshold=0", "device=cpu", f"tracking_uri={store['uri']}", "output=out"], cwd=tmp_path)
@@ -107,12 +107,12 @@ def test_train_checkpoint_path_takes_a_registered_model(store):
 
 def test_a_sweep_moves_the_alias_only_to_a_better_job(store):
     client, uri, experiment = store["client"], store["uri"], store["run"].info.experiment_id
-    model_uri = store["run"].data.tags[model_logging.MODEL_TAG]
+    model_uri = store["run"].data.tags[registry.MODEL_TAG]
 
     def sweep(value: float) -> tuple[str, bool]:
         parent = client.create_run(experiment, tags={"best_run_id": store["run"].info.run_id})
         client.set_tag(parent.info.run_id, "best_val/mAP", f"{value:.4f}")
-        return model_logging.register_sweep_best(uri, parent.info.run_id, "swept")
+        return registry.register_sweep_best(uri, parent.info.run_id, "swept")
 
     first, moved = sweep(0.30)
     assert moved and client.get_model_version_by_alias("swept", "best").version == int(first)
@@ -134,7 +134,7 @@ class _Payload:
 
 
 def test_a_tampered_weights_artifact_is_refused_and_its_payload_never_runs(store, tmp_path):
-    model_uri = store["run"].data.tags[model_logging.MODEL_TAG]
+    model_uri = store["run"].data.tags[registry.MODEL_TAG]
     mlflow.set_tracking_uri(store["uri"])
     try:
         local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model")))
@@ -163,7 +163,7 @@ def test_a_real_sweep_registers_its_best_job_and_its_jobs_register_nothing_thems
     parents, jobs = sweep_runs(uri)
     client = MlflowClient(uri)
     versions = client.search_model_versions("name = 'swept-real'")
-    assert len(jobs) == 2 and all(model_logging.MODEL_TAG in job.data.tags for job in jobs)  # each logged its model
+    assert len(jobs) == 2 and all(registry.MODEL_TAG in job.data.tags for job in jobs)  # each logged its model
     assert len(versions) == 1  # the sweep's best job, registered once
     best = client.get_model_version_by_alias("swept-real", "best")
     assert best.run_id == parents[0].data.tags["best_run_id"]

@@ -11,12 +11,12 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from detr_ft.config import config_dir
+from detr_ft.checkpoints.checkpoint_file import export_weights
+from detr_ft.checkpoints.weight_layouts import CheckpointError
+from detr_ft.config.schema import config_dir
 from detr_ft.data.categories import CategoryMap
-from detr_ft.image_predictions import fresh_output_dir, predict
-from detr_ft.model.weight_layouts import CheckpointError
+from detr_ft.inference.image_folder import fresh_output_dir, predict
 from detr_ft.predict import main
-from detr_ft.training.checkpoint_file import export_weights
 from tests.conftest import compose_config, run_cli
 
 # File category ids that are neither 0/1-based nor contiguous.

@@ -4,7 +4,7 @@ backbone state dict that `model.backbone.weights=PATH` loads."""
 import torch
 
 from detr_ft.model.backbone import Backbone
-from detr_ft.training.backbone_pretraining import cell_targets
+from detr_ft.training.loop.backbone_pretraining import cell_targets
 from tests.conftest import TINY_OVERRIDES, run_cli
 
 BACKGROUND = 4

@@ -13,16 +13,16 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from detr_ft.checkpoints import checkpoint_file
 from detr_ft.data.images import load_rgb
 from detr_ft.data.transforms import apply
 from detr_ft.export import export_to_onnx
-from detr_ft.image_predictions import predict
-from detr_ft.inference import Detector
+from detr_ft.inference.detector import Detector
+from detr_ft.inference.image_folder import predict
 from detr_ft.model.classification import form_of_config
 from detr_ft.model.onnx_export import head_form
+from detr_ft.model.postprocess import postprocess, to_coco_results
 from detr_ft.train import train
-from detr_ft.training import checkpoint_file
-from detr_ft.training.detections import postprocess, to_coco_results
 from tests.conftest import compose_config, run_cli
 
 LOAD_AND_PREDICT = """

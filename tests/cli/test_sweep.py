@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from detr_ft.config import config_dir
+from detr_ft.config.schema import config_dir
 from detr_ft.tracking.comparison import compare
 from tests.conftest import run_app_with_mlflow, run_cli, sweep_runs
 

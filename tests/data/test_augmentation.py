@@ -24,7 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from PIL import Image
 
-from detr_ft.config import config_dir
+from detr_ft.config.schema import config_dir
 from detr_ft.data import DetectionDataModule
 
 SYNTHETIC_SCALES = [96, 112, 128, 144]  # conf/data/synthetic*.yaml

@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from detr_ft.config import config_dir
+from detr_ft.config.schema import config_dir
 from detr_ft.data.checks.split import DatasetError
 from detr_ft.train import train
 from tests.data.tiny_coco import write_tiny_coco

@@ -1,16 +1,16 @@
 """Training-only queries: Group DETR's groups and H-DETR's one-to-many block (model/query_groups.py), their loss
-(model/training_losses.py) and IoU-aware class targets (model/iou_aware.py)."""
+(model/loss/training_losses.py) and IoU-aware class targets (model/loss/iou_aware.py)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from detr_ft.checkpoints.weight_loading import load_weights
 from detr_ft.model import DETR, Backbone, HungarianMatcher, SetCriterion, Transformer
-from detr_ft.model.iou_aware import iou_aware_nll, matched_iou
-from detr_ft.model.matcher import PaddedTargets
+from detr_ft.model.loss.iou_aware import iou_aware_nll, matched_iou
+from detr_ft.model.loss.matcher import PaddedTargets
+from detr_ft.model.loss.training_losses import groups_as_images
 from detr_ft.model.query_groups import MAX_TRAINING_QUERIES
-from detr_ft.model.training_losses import groups_as_images
-from detr_ft.model.weight_layouts import load_weights
 from tests.model.helpers import random_targets
 
 QUERIES = 6
@@ -225,18 +225,17 @@ def test_repeated_padded_targets_hold_each_images_boxes_k_times_then_padding():
 
 
 def test_matching_health_follows_group_0_one_row_per_image_with_every_aid_on():
-    """The criterion keeps group 0's main-layer matches per image (what training/matching_health.py reads), not
+    """The criterion returns group 0's main-layer matches per image (what matching health reads), not
     the folded groups' rows nor the one-to-many block's."""
     model = detr(query_groups=3, one_to_many_queries=4).train()
     criterion = SetCriterion(3, HungarianMatcher(1, 5, 2), one_to_many_k=2)
     targets = random_targets(2, max_boxes=3, seed=3)
     with torch.no_grad():
         outputs = model(IMAGES)
-        criterion(outputs, targets)
-        grouped = criterion.main_matches
+        _, grouped = criterion.losses_and_matches(outputs, targets)
         group0 = {key: outputs[key][:, :QUERIES] for key in ("pred_logits", "pred_boxes")}
         group0["aux_outputs"] = [{key: aux[key][:, :QUERIES] for key in group0} for aux in outputs["aux_outputs"]]
-        criterion(group0, targets)
+        _, plain = criterion.losses_and_matches(group0, targets)
     assert len(grouped) == len(targets)
-    for (queries, objects), (queries0, objects0) in zip(grouped, criterion.main_matches, strict=True):
+    for (queries, objects), (queries0, objects0) in zip(grouped, plain, strict=True):
         assert queries.tolist() == queries0.tolist() and objects.tolist() == objects0.tolist()

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from detr_ft.checkpoints.weight_loading import load_weights
 from detr_ft.model import DETR, Backbone, HungarianMatcher, SetCriterion, Transformer
 from detr_ft.model.boxes import cxcywh_to_xyxy, generalized_box_iou
-from detr_ft.model.weight_layouts import load_weights
 from tests.model.helpers import random_targets, tiny_detr
 
 QUERIES = 6

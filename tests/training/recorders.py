@@ -73,12 +73,16 @@ class OutputDtypes(pl.Callback):
         model.class_head.register_forward_hook(recorder("heads"))
         model.box_head.register_forward_hook(recorder("heads"))
 
-        def record_loss(module, inputs, output):
-            if module.training:
-                self.dtypes["loss"].add(output["loss"].dtype)
-                self.losses_finite &= bool(torch.isfinite(output["loss"]))
+        losses_and_matches = criterion.losses_and_matches  # what the training step calls
 
-        criterion.register_forward_hook(record_loss)
+        def record_loss(*args):
+            losses, matches = losses_and_matches(*args)
+            if criterion.training:
+                self.dtypes["loss"].add(losses["loss"].dtype)
+                self.losses_finite &= bool(torch.isfinite(losses["loss"]))
+            return losses, matches
+
+        criterion.losses_and_matches = record_loss
         cost = criterion.matcher._cost
 
         def record_cost(*args):
@@ -96,7 +100,7 @@ class EpochDetections(pl.Callback):
         self.per_epoch: list[list[dict]] = []
 
     def on_validation_end(self, trainer, pl_module):
-        from detr_ft.training.evaluation import CocoEvaluation
+        from detr_ft.training.evaluation.coco_evaluation import CocoEvaluation
 
         evaluation = next(c for c in trainer.callbacks if isinstance(c, CocoEvaluation))
         self.per_epoch.append([dict(r) for r in evaluation.evaluator.results])

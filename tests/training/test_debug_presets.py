@@ -5,9 +5,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from detr_ft.config import config_dir
+from detr_ft.config.schema import config_dir
 from detr_ft.train import train
-from detr_ft.training.results_picture import read_epoch_means
+from detr_ft.training.reports.results_png import read_epoch_means
 
 
 def test_fast_runs_one_batch_each_and_logs_to_no_store(tiny_cfg):

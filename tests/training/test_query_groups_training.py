@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from detr_ft.inference import Detector
+from detr_ft.inference.detector import Detector
 from detr_ft.train import train
-from detr_ft.training.results_picture import read_epoch_means
+from detr_ft.training.reports.results_png import read_epoch_means
 
 AIDS = [
     "model.query_groups=2",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detr_ft.config import ASSETS_DIR
+from detr_ft.config.schema import ASSETS_DIR
 from detr_ft.train import main, train
 from tests.conftest import compose_config
 from tests.training.recorders import EpochDetections, EpochMetrics, GradientNorms, LearningRates, OutputDtypes

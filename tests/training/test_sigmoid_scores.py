@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from detr_ft.model.boxes import cxcywh_to_xyxy
-from detr_ft.training.detections import MIN_SIGMOID_DETECTIONS, postprocess
-from detr_ft.training.matching_health import no_object_probability_sum
+from detr_ft.model.postprocess import MIN_SIGMOID_DETECTIONS, postprocess
+from detr_ft.training.reports.matching_health import no_object_probability_sum
 
 
 def _outputs(batch: int, queries: int, classes: int, seed: int = 0) -> dict:

@@ -8,10 +8,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from detr_ft.checkpoints.initial_weights import load_starting_weights
+from detr_ft.checkpoints.weight_layouts import CheckpointError
 from detr_ft.data.categories import CategoryMap
-from detr_ft.inference import Detector
-from detr_ft.model.weight_layouts import CheckpointError
-from detr_ft.training.initial_weights import load_starting_weights
+from detr_ft.inference.detector import Detector
 from tests.conftest import compose_config
 
 NAMES = ["a", "b", "c"]

@@ -7,7 +7,7 @@ import logging
 from mlflow.tracking import MlflowClient
 
 from detr_ft.train import train
-from detr_ft.training.finetuning import UnfreezePlan, preset_mismatch
+from detr_ft.training.loop.finetuning import UnfreezePlan, preset_mismatch
 from tests.conftest import mlflow_store
 
 STAGES = ["layer2", "layer3", "layer4"]
@@ -27,7 +27,7 @@ def test_an_unfreeze_epoch_past_the_end_is_tagged_frozen_with_the_warning_kept(t
     uri = mlflow_store(tmp_path)
     cfg = tiny_cfg("logger=mlflow", f"logger.tracking_uri={uri}", "finetune_strategy=frozen")
     cfg.train.unfreeze_backbone_at_epoch = 99  # the preset's own key, overridden after it as on the command line
-    with caplog.at_level(logging.INFO, logger="detr_ft.training.finetuning"):
+    with caplog.at_level(logging.INFO, logger="detr_ft.training.loop.finetuning"):
         summary = train(cfg)
     tags = MlflowClient(uri).get_run(summary.mlflow_run_id).data.tags
     assert tags["strategy"] == "frozen" and tags["schedule"] == "backbone frozen throughout"

@@ -1,9 +1,0 @@
-"""The "models from code" file of a logged detr_ft model: MLflow copies it into the model and runs it to load
-the model, so nothing is unpickled. It only names the class (detr_ft/serving.py); importing it elsewhere just
-sets MLflow's current model."""
-
-from mlflow.models import set_model
-
-from detr_ft.serving import DetectorModel
-
-set_model(DetectorModel())
